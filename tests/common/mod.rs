@@ -1,0 +1,113 @@
+//! Shared helpers of the integration tests: the privilege gate, tracefs, the traced
+//! workload binary, and small IR constructors.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+
+use nubpf_ebpf::Span;
+use nubpf_ebpf::ir::{Builtin, Expr, ExprKind, IntTy, Ty};
+
+/// True when the test may load programs. Without root it prints why it skips, unless
+/// `NUBPF_REQUIRE_PRIVILEGED=1`, which turns the skip into a failure.
+pub fn privileged(test: &str) -> bool {
+    if unsafe { libc::geteuid() } == 0 {
+        ensure_tracefs();
+        return true;
+    }
+    if std::env::var("NUBPF_REQUIRE_PRIVILEGED").as_deref() == Ok("1") {
+        panic!("{test}: NUBPF_REQUIRE_PRIVILEGED=1 but not running as root");
+    }
+    eprintln!("skipping {test}: loading eBPF programs needs root (CAP_BPF and CAP_PERFMON)");
+    false
+}
+
+pub const TRACEFS: &str = "/sys/kernel/tracing";
+
+/// Mounts tracefs when it is not mounted (it is not at boot on this machine kind).
+pub fn ensure_tracefs() {
+    static DONE: OnceLock<()> = OnceLock::new();
+    DONE.get_or_init(|| {
+        if Path::new(TRACEFS).join("events").exists() {
+            return;
+        }
+        let status = Command::new("mount")
+            .args(["-t", "tracefs", "tracefs", TRACEFS])
+            .status();
+        assert!(
+            status.is_ok_and(|s| s.success()),
+            "tracefs is not mounted at {TRACEFS} and mounting it failed"
+        );
+    });
+}
+
+/// The offset of `field` in a tracepoint's format file.
+pub fn tracepoint_field_offset(category: &str, name: &str, field: &str) -> u16 {
+    let path = format!("{TRACEFS}/events/{category}/{name}/format");
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+    for line in text.lines() {
+        let Some(decl) = line.trim().strip_prefix("field:") else {
+            continue;
+        };
+        let decl = decl.split(';').next().unwrap_or("");
+        if decl.trim_end().ends_with(&format!(" {field}"))
+            || decl.trim_end().ends_with(&format!("*{field}"))
+        {
+            let off = line
+                .split("offset:")
+                .nth(1)
+                .unwrap()
+                .split(';')
+                .next()
+                .unwrap();
+            return off.trim().parse().unwrap();
+        }
+    }
+    panic!("no field {field} in {path}");
+}
+
+/// The static workload binary, built once per test process into the target directory.
+pub fn testee() -> PathBuf {
+    static PATH: OnceLock<PathBuf> = OnceLock::new();
+    PATH.get_or_init(|| {
+        let out = Path::new(env!("CARGO_TARGET_TMPDIR")).join("testee");
+        let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/testee.c");
+        let status = Command::new("cc")
+            .args(["-O1", "-static", "-fno-omit-frame-pointer", "-o"])
+            .arg(&out)
+            .arg(&src)
+            .status()
+            .expect("running cc (install build-essential)");
+        assert!(status.success(), "building the testee failed");
+        out
+    })
+    .clone()
+}
+
+/// A unique prefix for nonexistent paths this test opens.
+pub fn unique_prefix(tag: &str) -> String {
+    format!(
+        "/tmp/nubpf-{tag}-{}-{}-",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos()
+    )
+}
+
+pub fn sp(start: u32, end: u32) -> Span {
+    Span::new(start, end)
+}
+
+pub fn builtin(b: Builtin) -> Expr {
+    let ty = match b {
+        Builtin::Comm => Ty::Str { cap: 16 },
+        Builtin::Pid | Builtin::Tid | Builtin::Uid | Builtin::Gid | Builtin::Cpu => {
+            Ty::Int(IntTy::U32)
+        }
+        Builtin::Ktime => Ty::Int(IntTy::U64),
+    };
+    Expr::new(ExprKind::Builtin(b), ty, sp(1, 2))
+}

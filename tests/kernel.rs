@@ -1,0 +1,469 @@
+//! Privileged backend tests: programs built from IR right here are loaded, attached and
+//! triggered for real, and what they report is compared with ground truth.
+//!
+//! Every test skips without root, and fails instead under `NUBPF_REQUIRE_PRIVILEGED=1`.
+
+mod common;
+
+use std::process::Command;
+use std::sync::Arc;
+
+use common::{builtin, privileged, sp, testee, tracepoint_field_offset, unique_prefix};
+use nubpf_ebpf::ir::{
+    AddrSpace, AggDecl, AggId, AggKind, Builtin, CtxRead, Expr, ExprKind, IntTy, Module, Probe,
+    Stmt, StmtKind, Ty,
+};
+use nubpf_ebpf::layout::{lhist_bucket, log2_bucket};
+use nubpf_ebpf::program::Attach;
+use nubpf_tui::probes::runtime::decode::Value;
+use nubpf_tui::probes::runtime::maps::{AggSnapshot, Merged};
+use nubpf_tui::probes::runtime::{LoadError, LoadedModule, Runtime};
+
+fn stmt(kind: StmtKind) -> Stmt {
+    Stmt {
+        kind,
+        span: sp(0, 1),
+    }
+}
+
+fn tracepoint(name: &str) -> Attach {
+    Attach::Tracepoint {
+        category: "syscalls".into(),
+        name: name.into(),
+    }
+}
+
+fn probe(name: &str, attach: Attach, body: Vec<Stmt>) -> Probe {
+    Probe {
+        name: name.into(),
+        attach,
+        locals: vec![],
+        body,
+        span: sp(0, 100),
+    }
+}
+
+fn count_by(key: Vec<(&str, Ty)>) -> AggDecl {
+    AggDecl {
+        name: "count".into(),
+        probe: 0,
+        kind: AggKind::Count,
+        key: key.into_iter().map(|(n, t)| (n.to_string(), t)).collect(),
+        signed: false,
+        span: sp(0, 1),
+    }
+}
+
+fn load(module: Module) -> LoadedModule {
+    let compiled = Arc::new(nubpf_ebpf::compile(&module).expect("codegen"));
+    let mut runtime = Runtime::new();
+    match runtime.load(compiled) {
+        Ok(m) => m,
+        Err(LoadError::Verifier(r)) => panic!("{r}\n{}", r.log),
+        Err(e) => panic!("{e}"),
+    }
+}
+
+fn run_testee(args: &[&str]) -> u32 {
+    let mut child = Command::new(testee())
+        .args(args)
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn testee");
+    let pid = child.id();
+    assert!(child.wait().expect("wait testee").success());
+    pid
+}
+
+fn count_for(snapshot: &AggSnapshot, key: &[Value]) -> u64 {
+    snapshot
+        .entries
+        .iter()
+        .filter(|e| e.key == key)
+        .map(|e| match e.value {
+            Merged::Count(c) => c,
+            other => panic!("not a count: {other:?}"),
+        })
+        .sum()
+}
+
+#[test]
+fn tracepoint_counts_openat_per_pid_exactly() {
+    if !privileged("tracepoint_counts_openat_per_pid_exactly") {
+        return;
+    }
+    let module = Module {
+        probes: vec![probe(
+            "openat",
+            tracepoint("sys_enter_openat"),
+            vec![stmt(StmtKind::Aggregate {
+                agg: AggId(0),
+                key: vec![builtin(Builtin::Pid)],
+                value: None,
+            })],
+        )],
+        aggregations: vec![count_by(vec![("pid", Ty::Int(IntTy::U32))])],
+        ..Module::default()
+    };
+    let mut loaded = load(module);
+    loaded.attach_all().expect("attach");
+    let n = 1000;
+    let pid = run_testee(&["open", &unique_prefix("count"), &n.to_string()]);
+    let aggs = loaded.read_aggregations().expect("read maps");
+    assert_eq!(count_for(&aggs[0], &[Value::UInt(pid as u64)]), n);
+}
+
+#[test]
+fn emit_decodes_pid_comm_and_user_filename() {
+    if !privileged("emit_decodes_pid_comm_and_user_filename") {
+        return;
+    }
+    let filename_off = tracepoint_field_offset("syscalls", "sys_enter_openat", "filename");
+    let filename_ptr = Expr::new(
+        ExprKind::Ctx(CtxRead::Field {
+            offset: filename_off,
+            ty: IntTy::U64,
+        }),
+        Ty::Int(IntTy::U64),
+        sp(5, 9),
+    );
+    let filename = Expr::new(
+        ExprKind::ReadStr {
+            space: AddrSpace::User,
+            addr: Box::new(filename_ptr),
+        },
+        Ty::Str { cap: 128 },
+        sp(5, 9),
+    );
+    let module = Module {
+        probes: vec![probe(
+            "opens",
+            tracepoint("sys_enter_openat"),
+            vec![stmt(StmtKind::Emit {
+                fields: vec![
+                    ("pid".into(), builtin(Builtin::Pid)),
+                    ("comm".into(), builtin(Builtin::Comm)),
+                    ("filename".into(), filename),
+                ],
+            })],
+        )],
+        ..Module::default()
+    };
+    let mut loaded = load(module);
+    let mut reader = loaded.take_events().expect("ring buffer");
+    loaded.attach_all().expect("attach");
+    let prefix = unique_prefix("emit");
+    let pid = run_testee(&["open", &prefix, "5"]);
+    let mut seen = Vec::new();
+    reader.drain(|e| {
+        if e.values.first() == Some(&Value::UInt(pid as u64)) {
+            seen.push(e.values);
+        }
+    });
+    let expect: Vec<Vec<Value>> = (0..5)
+        .map(|i| {
+            vec![
+                Value::UInt(pid as u64),
+                Value::Str("testee".into()),
+                Value::Str(format!("{prefix}{i}")),
+            ]
+        })
+        .collect();
+    assert_eq!(seen, expect);
+    assert_eq!(loaded.read_drops().unwrap().iter().sum::<u64>(), 0);
+}
+
+fn arg(n: u8, ty: IntTy) -> Expr {
+    Expr::new(ExprKind::Ctx(CtxRead::Arg(n)), Ty::Int(ty), sp(10, 20))
+}
+
+#[test]
+fn uprobe_and_uretprobe_see_exact_arguments_and_return_values() {
+    if !privileged("uprobe_and_uretprobe_see_exact_arguments_and_return_values") {
+        return;
+    }
+    let binary = testee().display().to_string();
+    let symbol = "nubpf_testee_add".to_string();
+    let pid_field = ("pid".to_string(), builtin(Builtin::Pid));
+    let module = Module {
+        probes: vec![
+            probe(
+                "add",
+                Attach::Uprobe {
+                    binary: binary.clone(),
+                    symbol: symbol.clone(),
+                },
+                vec![stmt(StmtKind::Emit {
+                    fields: vec![
+                        pid_field.clone(),
+                        ("a".into(), arg(0, IntTy::I64)),
+                        ("b".into(), arg(1, IntTy::I64)),
+                    ],
+                })],
+            ),
+            probe(
+                "add_ret",
+                Attach::Uretprobe { binary, symbol },
+                vec![stmt(StmtKind::Emit {
+                    fields: vec![
+                        pid_field,
+                        (
+                            "ret".into(),
+                            Expr::new(
+                                ExprKind::Ctx(CtxRead::RetVal),
+                                Ty::Int(IntTy::I64),
+                                sp(3, 4),
+                            ),
+                        ),
+                    ],
+                })],
+            ),
+        ],
+        ..Module::default()
+    };
+    let mut loaded = load(module);
+    let mut reader = loaded.take_events().expect("ring buffer");
+    loaded.attach_all().expect("attach");
+    let pid = run_testee(&["add", "-40", "7", "3"]);
+    let (mut entries, mut returns) = (Vec::new(), Vec::new());
+    reader.drain(|e| {
+        if e.values.first() != Some(&Value::UInt(pid as u64)) {
+            return;
+        }
+        match e.probe {
+            Some(0) => entries.push((e.values[1].clone(), e.values[2].clone())),
+            Some(1) => returns.push(e.values[1].clone()),
+            other => panic!("unexpected probe {other:?}"),
+        }
+    });
+    let expect_entries: Vec<_> = (0..3)
+        .map(|i| (Value::Int(-40), Value::Int(7 + i)))
+        .collect();
+    let expect_returns: Vec<_> = (0..3).map(|i| Value::Int(-40 + 7 + i)).collect();
+    assert_eq!(entries, expect_entries);
+    assert_eq!(returns, expect_returns);
+}
+
+const SYS_OPENAT: u64 = 257;
+
+/// A probe on `sys_enter` (raw or BTF-typed) counting per (pid, syscall id): `args[1]`.
+fn sys_enter_counter(attach: Attach) -> Module {
+    Module {
+        probes: vec![probe(
+            "sys_enter",
+            attach,
+            vec![stmt(StmtKind::Aggregate {
+                agg: AggId(0),
+                key: vec![builtin(Builtin::Pid), arg(1, IntTy::U64)],
+                value: None,
+            })],
+        )],
+        aggregations: vec![count_by(vec![
+            ("pid", Ty::Int(IntTy::U32)),
+            ("id", Ty::Int(IntTy::U64)),
+        ])],
+        ..Module::default()
+    }
+}
+
+fn check_sys_enter_counter(attach: Attach, tag: &str) {
+    let mut loaded = load(sys_enter_counter(attach));
+    loaded.attach_all().expect("attach");
+    let pid = run_testee(&["open", &unique_prefix(tag), "25"]);
+    let aggs = loaded.read_aggregations().expect("read maps");
+    let key = [Value::UInt(pid as u64), Value::UInt(SYS_OPENAT)];
+    assert_eq!(count_for(&aggs[0], &key), 25);
+}
+
+#[test]
+fn raw_tracepoint_attaches_and_fires() {
+    if !privileged("raw_tracepoint_attaches_and_fires") {
+        return;
+    }
+    check_sys_enter_counter(
+        Attach::RawTracepoint {
+            name: "sys_enter".into(),
+        },
+        "rawtp",
+    );
+}
+
+#[test]
+fn tp_btf_attaches_and_fires() {
+    if !privileged("tp_btf_attaches_and_fires") {
+        return;
+    }
+    check_sys_enter_counter(
+        Attach::TpBtf {
+            name: "sys_enter".into(),
+        },
+        "tpbtf",
+    );
+}
+
+/// Runs the raw-tracepoint program of `module` once per value, with the value as `args[0]`.
+fn feed(module: Module, values: &[i64]) -> Vec<AggSnapshot> {
+    let mut loaded = load(module);
+    for &v in values {
+        loaded.test_run_raw_tp(0, &[v as u64]).expect("test run");
+    }
+    loaded.read_aggregations().expect("read maps")
+}
+
+fn value_agg(name: &str, kind: AggKind, index: u32) -> (AggDecl, Stmt) {
+    (
+        AggDecl {
+            name: name.into(),
+            probe: 0,
+            kind,
+            key: vec![],
+            signed: true,
+            span: sp(0, 1),
+        },
+        stmt(StmtKind::Aggregate {
+            agg: AggId(index),
+            key: vec![],
+            value: Some(arg(0, IntTy::I64)),
+        }),
+    )
+}
+
+#[test]
+fn histograms_and_value_aggregations_are_exact() {
+    if !privileged("histograms_and_value_aggregations_are_exact") {
+        return;
+    }
+    let lhist = AggKind::Lhist {
+        min: 0,
+        max: 100,
+        step: 10,
+    };
+    let kinds = [
+        ("hist", AggKind::Hist),
+        ("lhist", lhist),
+        ("sum", AggKind::Sum),
+        ("min", AggKind::Min),
+        ("max", AggKind::Max),
+        ("avg", AggKind::Avg),
+    ];
+    let (aggregations, body): (Vec<_>, Vec<_>) = kinds
+        .iter()
+        .enumerate()
+        .map(|(i, (name, kind))| value_agg(name, *kind, i as u32))
+        .unzip();
+    let module = Module {
+        probes: vec![probe(
+            "values",
+            Attach::RawTracepoint {
+                name: "sys_enter".into(),
+            },
+            body,
+        )],
+        aggregations,
+        ..Module::default()
+    };
+    let values = [
+        -3,
+        0,
+        1,
+        2,
+        3,
+        4,
+        7,
+        8,
+        9,
+        15,
+        16,
+        99,
+        100,
+        250,
+        1023,
+        1024,
+        4096,
+        1 << 40,
+    ];
+    let aggs = feed(module, &values);
+
+    let buckets = |snapshot: &AggSnapshot| -> Vec<(u64, u64)> {
+        snapshot
+            .entries
+            .iter()
+            .map(|e| match e.value {
+                Merged::Count(c) => (e.bucket.unwrap(), c),
+                other => panic!("{other:?}"),
+            })
+            .collect()
+    };
+    let expected = |f: &dyn Fn(i64) -> u64| {
+        let mut m = std::collections::BTreeMap::new();
+        for &v in &values {
+            *m.entry(f(v)).or_insert(0u64) += 1;
+        }
+        m.into_iter().collect::<Vec<_>>()
+    };
+    assert_eq!(buckets(&aggs[0]), expected(&log2_bucket));
+    assert_eq!(
+        buckets(&aggs[1]),
+        expected(&|v| lhist_bucket(v, 0, 100, 10))
+    );
+    let sum: i128 = values.iter().map(|&v| v as i128).sum();
+    assert_eq!(aggs[2].entries[0].value, Merged::Sum(sum));
+    assert_eq!(aggs[3].entries[0].value, Merged::Min(-3));
+    assert_eq!(aggs[4].entries[0].value, Merged::Max(1 << 40));
+    assert_eq!(
+        aggs[5].entries[0].value,
+        Merged::Avg {
+            count: values.len() as u64,
+            sum
+        }
+    );
+}
+
+#[test]
+fn verifier_rejection_maps_to_the_instruction_and_its_span() {
+    if !privileged("verifier_rejection_maps_to_the_instruction_and_its_span") {
+        return;
+    }
+    // Tracepoint programs may not read the common header (offsets below 8): the verifier
+    // rejects the load of `common_type`.
+    let bad_span = sp(40, 52);
+    let bad = Expr::new(
+        ExprKind::Ctx(CtxRead::Field {
+            offset: 0,
+            ty: IntTy::U16,
+        }),
+        Ty::Int(IntTy::U16),
+        bad_span,
+    );
+    let module = Module {
+        probes: vec![probe(
+            "bad",
+            tracepoint("sys_enter_openat"),
+            vec![stmt(StmtKind::Aggregate {
+                agg: AggId(0),
+                key: vec![bad],
+                value: None,
+            })],
+        )],
+        aggregations: vec![count_by(vec![("t", Ty::Int(IntTy::U16))])],
+        ..Module::default()
+    };
+    let compiled = Arc::new(nubpf_ebpf::compile(&module).unwrap());
+    let ldx_index = compiled.programs[0]
+        .code
+        .insns
+        .iter()
+        .position(|i| i.class() == nubpf_ebpf::insn::class::LDX && i.src == 6)
+        .expect("the ctx load");
+    let err = Runtime::new().load(compiled).expect_err("must be rejected");
+    let LoadError::Verifier(rejection) = err else {
+        panic!("expected a verifier rejection, got {err}");
+    };
+    assert_eq!(rejection.insn, Some(ldx_index), "{}", rejection.log);
+    assert_eq!(rejection.span, Some(bad_span));
+    assert!(
+        rejection.message.contains("invalid bpf_context access"),
+        "{}",
+        rejection.message
+    );
+}
