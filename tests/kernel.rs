@@ -467,3 +467,50 @@ fn verifier_rejection_maps_to_the_instruction_and_its_span() {
         rejection.message
     );
 }
+
+#[path = "../ebpf/tests/cases.rs"]
+mod cases;
+
+#[test]
+fn every_codegen_case_passes_the_verifier() {
+    if !privileged("every_codegen_case_passes_the_verifier") {
+        return;
+    }
+    let mut runtime = Runtime::new();
+    for (name, module) in cases::all() {
+        let compiled = Arc::new(nubpf_ebpf::compile(&module).expect("codegen"));
+        if let Err(e) = runtime.load(compiled) {
+            match e {
+                LoadError::Verifier(r) => panic!("{name}: {r}\n{}", r.log),
+                e => panic!("{name}: {e}"),
+            }
+        }
+    }
+}
+
+#[test]
+fn perf_event_samples_a_busy_process() {
+    if !privileged("perf_event_samples_a_busy_process") {
+        return;
+    }
+    let module = Module {
+        probes: vec![probe(
+            "profile",
+            Attach::PerfEvent { hz: 199 },
+            vec![stmt(StmtKind::Aggregate {
+                agg: AggId(0),
+                key: vec![builtin(Builtin::Pid)],
+                value: None,
+            })],
+        )],
+        aggregations: vec![count_by(vec![("pid", Ty::Int(IntTy::U32))])],
+        ..Module::default()
+    };
+    let mut loaded = load(module);
+    loaded.attach_all().expect("attach");
+    let pid = run_testee(&["spin", "400"]);
+    let aggs = loaded.read_aggregations().expect("read maps");
+    // 400 ms on a CPU at 199 Hz is about 80 samples; scheduling noise aside, clearly many.
+    let samples = count_for(&aggs[0], &[Value::UInt(pid as u64)]);
+    assert!(samples >= 10, "only {samples} samples of a busy process");
+}

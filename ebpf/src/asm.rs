@@ -3,6 +3,8 @@
 //!
 //! Codegen appends instructions here and never computes a jump offset itself. `finish`
 //! resolves every label; a jump that does not fit the 16-bit offset is an error, not a wrap.
+//! Code after an unconditional jump or `exit` that no label makes reachable again is
+//! dropped as it is emitted: the verifier rejects unreachable instructions.
 
 use crate::helpers::Helper;
 use crate::insn::{Insn, JmpOp, Reg};
@@ -43,13 +45,22 @@ pub struct Asm {
     spans: Vec<Span>,
     span: Span,
     labels: Vec<Option<usize>>,
+    /// `targeted[l]`: some kept jump goes to label `l`.
+    targeted: Vec<bool>,
     fixups: Vec<(usize, Label)>,
     map_refs: Vec<(usize, MapId)>,
+    /// False after an unconditional jump or exit, until a label some jump targets.
+    dead: bool,
 }
 
 impl Asm {
     pub fn new() -> Asm {
         Asm::default()
+    }
+
+    /// True when the next instruction can be reached (and will therefore be kept).
+    pub fn is_reachable(&self) -> bool {
+        !self.dead
     }
 
     /// Sets the span attributed to the instructions emitted from now on; returns the old one.
@@ -67,8 +78,15 @@ impl Asm {
     }
 
     pub fn emit(&mut self, insn: Insn) {
+        if self.dead {
+            return;
+        }
         self.insns.push(insn);
         self.spans.push(self.span);
+        let ends_flow = insn.code == Insn::exit().code || insn.code == Insn::ja(0).code;
+        if ends_flow {
+            self.dead = true;
+        }
     }
 
     pub fn emit_wide(&mut self, pair: [Insn; 2]) {
@@ -76,8 +94,17 @@ impl Asm {
         self.emit(pair[1]);
     }
 
+    /// Records a fix-up for the jump about to be emitted at `pc`, if it will be kept.
+    fn fixup(&mut self, label: Label) {
+        if !self.dead {
+            self.fixups.push((self.pc(), label));
+            self.targeted[label.0 as usize] = true;
+        }
+    }
+
     pub fn new_label(&mut self) -> Label {
         self.labels.push(None);
+        self.targeted.push(false);
         Label(self.labels.len() as u32 - 1)
     }
 
@@ -88,36 +115,41 @@ impl Asm {
             return Err(AsmError::ReboundLabel(label.0));
         }
         *slot = Some(self.insns.len());
+        if self.targeted[label.0 as usize] {
+            self.dead = false;
+        }
         Ok(())
     }
 
     /// `if dst <op> imm goto label`
     pub fn jump_imm(&mut self, op: JmpOp, dst: Reg, imm: i32, label: Label) {
-        self.fixups.push((self.pc(), label));
+        self.fixup(label);
         self.emit(Insn::jmp_imm(op, dst, imm, 0));
     }
 
     /// `if dst <op> src goto label`
     pub fn jump_reg(&mut self, op: JmpOp, dst: Reg, src: Reg, label: Label) {
-        self.fixups.push((self.pc(), label));
+        self.fixup(label);
         self.emit(Insn::jmp_reg(op, dst, src, 0));
     }
 
     /// `if (u32)dst <op> imm goto label`, comparing the low 32 bits only.
     pub fn jump32_imm(&mut self, op: JmpOp, dst: Reg, imm: i32, label: Label) {
-        self.fixups.push((self.pc(), label));
+        self.fixup(label);
         self.emit(Insn::jmp32_imm(op, dst, imm, 0));
     }
 
     /// `goto label`
     pub fn goto(&mut self, label: Label) {
-        self.fixups.push((self.pc(), label));
+        self.fixup(label);
         self.emit(Insn::ja(0));
     }
 
     /// `dst = map` (an `ld_imm64` the loader patches with the map's fd).
     pub fn ld_map(&mut self, dst: Reg, map: MapId) {
-        self.map_refs.push((self.pc(), map));
+        if !self.dead {
+            self.map_refs.push((self.pc(), map));
+        }
         self.emit_wide(Insn::ld_map(dst));
     }
 
@@ -185,7 +217,7 @@ mod tests {
     fn too_far_jump_is_an_error_not_a_wrap() {
         let mut a = Asm::new();
         let end = a.new_label();
-        a.goto(end);
+        a.jump_imm(JmpOp::Eq, Reg::R1, 0, end);
         for _ in 0..40_000 {
             a.emit(Insn::mov64_imm(Reg::R0, 0));
         }
@@ -204,13 +236,29 @@ mod tests {
     fn jump_of_exactly_i16_max_fits() {
         let mut a = Asm::new();
         let end = a.new_label();
-        a.goto(end);
+        a.jump_imm(JmpOp::Eq, Reg::R1, 0, end);
         for _ in 0..i16::MAX {
             a.emit(Insn::mov64_imm(Reg::R0, 0));
         }
         a.bind(end).unwrap();
         a.emit(Insn::exit());
         assert_eq!(a.finish().unwrap().insns[0].off, i16::MAX);
+    }
+
+    #[test]
+    fn code_after_an_unconditional_jump_is_dropped_until_a_target() {
+        let mut a = Asm::new();
+        let used = a.new_label();
+        let unused = a.new_label();
+        a.goto(used); // 0
+        a.emit(Insn::mov64_imm(Reg::R0, 1)); // dead
+        a.bind(unused).unwrap();
+        a.emit(Insn::mov64_imm(Reg::R0, 2)); // still dead: nothing jumps to `unused`
+        a.bind(used).unwrap();
+        a.emit(Insn::exit()); // 1
+        a.emit(Insn::exit()); // dead
+        let out = a.finish().unwrap();
+        assert_eq!(out.insns, vec![Insn::ja(0), Insn::exit()]);
     }
 
     #[test]

@@ -364,7 +364,7 @@ pub struct Options {
 impl Default for Options {
     fn default() -> Self {
         Options {
-            ringbuf_bytes: 8 << 20,
+            ringbuf_bytes: 4 << 20,
             max_keys: 10_240,
             wakeup: Wakeup::Poll,
         }

@@ -14,6 +14,7 @@ pub mod insn;
 pub mod ir;
 pub mod layout;
 pub mod maps;
+pub mod pretty;
 pub mod program;
 pub mod span;
 

@@ -40,7 +40,13 @@ pub struct MapDef {
     pub key_size: u32,
     pub value_size: u32,
     pub max_entries: u32,
+    /// `BPF_F_*` creation flags.
+    pub flags: u32,
 }
+
+/// Hash maps allocate entries on insert instead of all up front: creating a preallocated
+/// per-CPU hash of 10 240 keys costs milliseconds at load time.
+pub const BPF_F_NO_PREALLOC: u32 = 1;
 
 impl MapDef {
     /// The 20-byte `struct bpf_map_def` aya reads from the `maps` section.
@@ -51,7 +57,7 @@ impl MapDef {
             self.key_size,
             self.value_size,
             self.max_entries,
-            0, // map_flags
+            self.flags,
         ]
         .into_iter()
         .enumerate()

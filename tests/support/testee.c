@@ -3,10 +3,12 @@
 //
 //   testee open PREFIX N     openat PREFIX<i> (nonexistent) N times
 //   testee add A B N         call nubpf_testee_add(A, B) N times
+//   testee spin MS           burn CPU for MS milliseconds
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 __attribute__((noinline)) long nubpf_testee_add(long a, long b) {
@@ -32,6 +34,17 @@ int main(int argc, char **argv) {
         printf("%ld\n", total);
         return 0;
     }
-    fprintf(stderr, "usage: testee open PREFIX N | testee add A B N\n");
+    if (argc == 3 && strcmp(argv[1], "spin") == 0) {
+        struct timespec start, now;
+        clock_gettime(CLOCK_MONOTONIC, &start);
+        long ms = atol(argv[2]);
+        volatile unsigned long x = 0;
+        do {
+            for (int i = 0; i < 100000; i++) x += i;
+            clock_gettime(CLOCK_MONOTONIC, &now);
+        } while ((now.tv_sec - start.tv_sec) * 1000 + (now.tv_nsec - start.tv_nsec) / 1000000 < ms);
+        return 0;
+    }
+    fprintf(stderr, "usage: testee open PREFIX N | add A B N | spin MS\n");
     return 2;
 }

@@ -420,7 +420,10 @@ impl Gen<'_, '_> {
         if exact {
             bytes.push(0);
         }
-        let mismatch = self.asm.new_label();
+        // Mismatches jump straight to `target` when that is where a mismatch goes, else to
+        // a label after the jump to `target` taken when every chunk matched.
+        let skip = self.asm.new_label();
+        let mismatch = if want_match { skip } else { target };
         if bytes.len() as u32 > buf.cap {
             // The literal cannot fit the buffer: it can never match.
             self.asm.goto(mismatch);
@@ -454,14 +457,8 @@ impl Gen<'_, '_> {
         }
         if want_match {
             self.asm.goto(target);
-            self.bind(mismatch)?;
-        } else {
-            let matched = self.asm.new_label();
-            self.asm.goto(matched);
-            self.bind(mismatch)?;
-            self.asm.goto(target);
-            self.bind(matched)?;
         }
+        self.bind(skip)?;
         self.scratch_reset(scratch);
         Ok(())
     }
@@ -479,8 +476,13 @@ impl Gen<'_, '_> {
                 ))
                 .into());
         }
-        let differ = self.asm.new_label();
-        let equal = self.asm.new_label();
+        // `equal` and `differ` are where the two outcomes go: one of them is `target`.
+        let skip = self.asm.new_label();
+        let (equal, differ) = if want_equal {
+            (target, skip)
+        } else {
+            (skip, target)
+        };
         let x = self.alloc()?;
         let y = self.alloc()?;
         for i in 0..n as i32 {
@@ -491,19 +493,13 @@ impl Gen<'_, '_> {
             self.asm.jump_reg(JmpOp::Ne, x, y, differ);
             self.asm.jump_imm(JmpOp::Eq, x, 0, equal);
         }
-        // Both buffers are full and equal: treat them as equal.
         self.regs.free(y);
         self.regs.free(x);
+        // Both buffers are full and equal so far: treat them as equal.
         if want_equal {
-            self.bind(equal)?;
             self.asm.goto(target);
-            self.bind(differ)?;
-        } else {
-            self.asm.goto(equal);
-            self.bind(differ)?;
-            self.asm.goto(target);
-            self.bind(equal)?;
         }
+        self.bind(skip)?;
         self.scratch_reset(scratch);
         Ok(())
     }

@@ -227,6 +227,7 @@ impl<'m> ModuleGen<'m> {
                 key_size: 0,
                 value_size: 0,
                 max_entries: module.options.ringbuf_bytes,
+                flags: 0,
             }));
             m.drops_map = Some(m.add_map(MapDef {
                 name: DROPS_MAP.into(),
@@ -234,6 +235,7 @@ impl<'m> ModuleGen<'m> {
                 key_size: 4,
                 value_size: 8,
                 max_entries: module.probes.len() as u32,
+                flags: 0,
             }));
         }
         for (index, agg) in module.aggregations.iter().enumerate() {
@@ -257,6 +259,7 @@ impl<'m> ModuleGen<'m> {
                 key_size: key.size,
                 value_size: value.size(),
                 max_entries: module.options.max_keys,
+                flags: crate::maps::BPF_F_NO_PREALLOC,
             });
             m.agg_maps.push(id);
             m.aggregations.push(AggLayout {
@@ -289,6 +292,7 @@ impl<'m> ModuleGen<'m> {
             key_size: 4,
             value_size: 8,
             max_entries: 1,
+            flags: 0,
         });
         self.scratch = Some(id);
         id

@@ -101,6 +101,7 @@ impl Runtime {
         for program in &compiled.programs {
             load_program(&mut ebpf, program)?;
         }
+
         let attached = vec![false; compiled.programs.len()];
         Ok(LoadedModule {
             ebpf,
