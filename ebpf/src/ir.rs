@@ -115,6 +115,8 @@ pub enum CtxRead {
     /// The return value in `pt_regs` (kretprobe, uretprobe). fexit reads it as
     /// `Arg(number of arguments)`.
     RetVal,
+    /// The instruction pointer in `pt_regs` (perf events, kprobes, uprobes).
+    Ip,
 }
 
 /// Process and time facts every probe can read.
@@ -174,6 +176,7 @@ pub enum StrOp {
     Eq,
     Ne,
     StartsWith,
+    EndsWith,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]

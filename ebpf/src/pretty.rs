@@ -109,6 +109,7 @@ pub fn expr(e: &Expr) -> String {
             CtxRead::InlineStr { offset, len } => format!("ctx.chars@{offset}[{len}]"),
             CtxRead::Arg(n) => format!("ctx.arg{n}:{}", e.ty.name()),
             CtxRead::RetVal => format!("ctx.retval:{}", e.ty.name()),
+            CtxRead::Ip => format!("ctx.ip:{}", e.ty.name()),
         },
         ExprKind::Builtin(b) => match b {
             Builtin::Pid => "pid()",
@@ -175,6 +176,7 @@ pub fn expr(e: &Expr) -> String {
                 StrOp::Eq => "==",
                 StrOp::Ne => "!=",
                 StrOp::StartsWith => "starts-with",
+                StrOp::EndsWith => "ends-with",
             };
             format!("({} {op} {:?})", expr(s), String::from_utf8_lossy(lit))
         }

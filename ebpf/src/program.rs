@@ -19,6 +19,8 @@ pub enum Attach {
     Uretprobe { binary: String, symbol: String },
     /// A software perf event sampling every CPU at `hz`.
     PerfEvent { hz: u64 },
+    /// A software perf event on one CPU firing every `period_ns` nanoseconds.
+    Interval { period_ns: u64 },
     /// BTF-typed kernel function entry; the context is the arguments as `u64`s.
     Fentry { function: String },
     /// BTF-typed kernel function return; arguments as `u64`s followed by the return value.
@@ -108,7 +110,7 @@ impl Attach {
             Attach::Kretprobe { .. } => ProgKind::Kretprobe,
             Attach::Uprobe { .. } => ProgKind::Uprobe,
             Attach::Uretprobe { .. } => ProgKind::Uretprobe,
-            Attach::PerfEvent { .. } => ProgKind::PerfEvent,
+            Attach::PerfEvent { .. } | Attach::Interval { .. } => ProgKind::PerfEvent,
             Attach::Fentry { .. } => ProgKind::Fentry,
             Attach::Fexit { .. } => ProgKind::Fexit,
         }
@@ -126,7 +128,7 @@ impl Attach {
             | Attach::Fentry { function }
             | Attach::Fexit { function } => function.clone(),
             Attach::Uprobe { symbol, .. } | Attach::Uretprobe { symbol, .. } => symbol.clone(),
-            Attach::PerfEvent { .. } => return prefix.to_string(),
+            Attach::PerfEvent { .. } | Attach::Interval { .. } => return prefix.to_string(),
         };
         let target: String = target
             .chars()
@@ -152,6 +154,7 @@ impl Attach {
             Attach::Uprobe { binary, symbol } => format!("uprobe:{binary}:{symbol}"),
             Attach::Uretprobe { binary, symbol } => format!("uretprobe:{binary}:{symbol}"),
             Attach::PerfEvent { hz } => format!("profile:hz:{hz}"),
+            Attach::Interval { period_ns } => format!("interval:{period_ns}ns"),
             Attach::Fentry { function } => format!("fentry:{function}"),
             Attach::Fexit { function } => format!("fexit:{function}"),
         }

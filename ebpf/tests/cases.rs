@@ -109,6 +109,7 @@ pub fn all() -> Vec<(String, Module)> {
     emit_user_string_reads_into_the_record(&mut c);
     string_equals_literal(&mut c);
     string_starts_with_in_scratch(&mut c);
+    string_ends_with_loops_over_the_length(&mut c);
     if_else_and_return(&mut c);
     arithmetic_and_bit_operations(&mut c);
     signed_division_and_modulo(&mut c);
@@ -226,6 +227,26 @@ fn string_starts_with_in_scratch(c: &mut Cases) {
     );
     c.add(
         "starts_with_scratch",
+        module(
+            tracepoint(),
+            vec![],
+            vec![st(StmtKind::If {
+                cond,
+                then: vec![emit(vec![("pid", pid())])],
+                otherwise: vec![],
+            })],
+            vec![],
+        ),
+    );
+}
+
+fn string_ends_with_loops_over_the_length(c: &mut Cases) {
+    let cond = ex(
+        ExprKind::StrMatch(StrOp::EndsWith, b(comm()), b"sh".to_vec()),
+        Ty::Bool,
+    );
+    c.add(
+        "ends_with",
         module(
             tracepoint(),
             vec![],

@@ -1,4 +1,7 @@
-//! The probe language and its life in the kernel. For now: the runtime that loads, attaches
-//! and reads compiled modules; the front end and the catalogue join it here.
+//! The probe language and its life in the kernel: the front end (Nushell closures → probe
+//! IR, diagnostics), the catalogue (tracefs formats, vmlinux BTF, ELF symbols) and the
+//! runtime (the only code that calls aya).
 
+pub mod catalogue;
+pub mod front;
 pub mod runtime;

@@ -8,7 +8,7 @@ use crate::insn::{AluOp, Insn, JmpOp, Reg, Size};
 use crate::ir::{
     AddrSpace, BinOp, Builtin, CmpOp, CtxRead, Expr, ExprKind, IntTy, StrOp, Ty, UnOp,
 };
-use crate::program::{Context, PT_REGS_ARGS, PT_REGS_RC};
+use crate::program::{Context, PT_REGS_ARGS, PT_REGS_IP, PT_REGS_RC};
 
 pub(super) type G<T> = std::result::Result<T, GenStop>;
 
@@ -144,6 +144,7 @@ impl Gen<'_, '_> {
             }
             (CtxRead::Arg(n), Context::U64Args) => (8 * n as i16, IntTy::U64),
             (CtxRead::RetVal, Context::PtRegs) => (PT_REGS_RC, IntTy::U64),
+            (CtxRead::Ip, Context::PtRegs | Context::PerfEvent) => (PT_REGS_IP, IntTy::U64),
             (CtxRead::DataLocStr { .. } | CtxRead::InlineStr { .. }, _) => {
                 return Err(self.internal("string context read typed as integer").into());
             }
@@ -391,6 +392,7 @@ impl Gen<'_, '_> {
                     StrOp::Eq => (true, when),
                     StrOp::Ne => (true, !when),
                     StrOp::StartsWith => (false, when),
+                    StrOp::EndsWith => return self.str_ends_with(s, lit, when, target),
                 };
                 self.str_match(s, lit, exact, want_match, target)
             }
@@ -457,6 +459,55 @@ impl Gen<'_, '_> {
         }
         if want_match {
             self.asm.goto(target);
+        }
+        self.bind(skip)?;
+        self.scratch_reset(scratch);
+        Ok(())
+    }
+
+    /// Tests whether string `s` ends with `lit`: finds its length with a bounded loop, then
+    /// compares the last `lit.len()` bytes. Jumps to `target` when the outcome is `want_match`.
+    fn str_ends_with(&mut self, s: &Expr, lit: &[u8], want_match: bool, target: Label) -> G<()> {
+        let scratch = self.scratch_mark();
+        let buf = self.str_buf(s)?;
+        let skip = self.asm.new_label();
+        let mismatch = if want_match { skip } else { target };
+        let max_len = buf.cap.saturating_sub(1);
+        if lit.is_empty() {
+            if want_match {
+                self.asm.goto(target);
+            }
+        } else if lit.len() as u32 > max_len {
+            self.asm.goto(mismatch);
+        } else {
+            let (i, p, t) = (self.alloc()?, self.alloc()?, self.alloc()?);
+            let top = self.asm.new_label();
+            let found = self.asm.new_label();
+            self.asm.emit(Insn::mov64_imm(i, 0));
+            self.bind(top)?;
+            self.asm.jump_imm(JmpOp::Ge, i, max_len as i32, found);
+            self.addr_of(p, buf);
+            self.asm.emit(Insn::alu64_reg(AluOp::Add, p, i));
+            self.asm.emit(Insn::ldx(Size::B, t, p, 0));
+            self.asm.jump_imm(JmpOp::Eq, t, 0, found);
+            self.asm.emit(Insn::alu64_imm(AluOp::Add, i, 1));
+            self.asm.goto(top);
+            self.bind(found)?;
+            // `i` is the length; the suffix starts at `i - len(lit)`.
+            self.asm.jump_imm(JmpOp::Lt, i, lit.len() as i32, mismatch);
+            self.addr_of(p, buf);
+            self.asm.emit(Insn::alu64_reg(AluOp::Add, p, i));
+            for (k, &byte) in lit.iter().enumerate() {
+                let off = k as i16 - lit.len() as i16;
+                self.asm.emit(Insn::ldx(Size::B, t, p, off));
+                self.asm.jump_imm(JmpOp::Ne, t, byte as i32, mismatch);
+            }
+            self.regs.free(t);
+            self.regs.free(p);
+            self.regs.free(i);
+            if want_match {
+                self.asm.goto(target);
+            }
         }
         self.bind(skip)?;
         self.scratch_reset(scratch);

@@ -138,7 +138,9 @@ fn load_program(ebpf: &mut Ebpf, program: &CompiledProgram) -> Result<(), LoadEr
         Attach::Uprobe { .. } | Attach::Uretprobe { .. } => {
             <&mut UProbe>::try_from(prog).and_then(|p| p.load())
         }
-        Attach::PerfEvent { .. } => <&mut PerfEvent>::try_from(prog).and_then(|p| p.load()),
+        Attach::PerfEvent { .. } | Attach::Interval { .. } => {
+            <&mut PerfEvent>::try_from(prog).and_then(|p| p.load())
+        }
         Attach::Fentry { function } => {
             let btf = vmlinux_btf().ok_or_else(no_btf)?;
             <&mut FEntry>::try_from(prog).and_then(|p| p.load(function, btf))
@@ -254,6 +256,16 @@ impl LoadedModule {
                     )
                     .map_err(attach_error)?;
                 }
+            }
+            Attach::Interval { period_ns } => {
+                let p: &mut PerfEvent = prog.try_into().map_err(attach_error)?;
+                p.attach(
+                    PerfEventConfig::Software(SoftwareEvent::CpuClock),
+                    PerfEventScope::AllProcessesOneCpu { cpu: 0 },
+                    SamplePolicy::Period(*period_ns),
+                    false,
+                )
+                .map_err(attach_error)?;
             }
             Attach::Fentry { .. } => {
                 let p: &mut FEntry = prog.try_into().map_err(attach_error)?;

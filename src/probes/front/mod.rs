@@ -1,0 +1,481 @@
+//! The front end: probe scripts in Nushell syntax → probe IR → object, with diagnostics on
+//! spans. [`compile`] is the entry point; it does no IO except through the [`Catalogue`] it
+//! is handed and never panics on any input.
+
+pub mod commands;
+pub mod diagnostic;
+pub mod engine;
+pub mod known;
+pub mod lower;
+pub mod target;
+
+use std::sync::Arc;
+
+use nu_protocol::ast::{Argument, Call, Expr as NuExpr, Expression, Pipeline};
+use nu_protocol::engine::StateWorkingSet;
+use nubpf_ebpf::Span;
+use nubpf_ebpf::ir::{Module, Probe};
+use nubpf_ebpf::program::Attach;
+
+use crate::probes::catalogue::Catalogue;
+use commands::{Decl, ProbeKind};
+pub use diagnostic::{Diagnostic, Severity};
+use lower::{ProbeLowerer, Spans};
+use target::{Fields, Target, TargetArgs};
+
+/// Default capacity of strings read from memory, NUL included.
+pub const DEFAULT_STRLEN: u16 = 128;
+
+/// One probe of a compiled script.
+#[derive(Clone, Debug)]
+pub struct ScriptProbe {
+    /// Unique within the script (`sys_enter_openat`, `readline_2`).
+    pub name: String,
+    pub kind: ProbeKind,
+    pub attach: Attach,
+    /// The whole pipeline, probe command included.
+    pub span: Span,
+    /// The user-space part after the probe command (`where pid > 1000 | ...`), if any.
+    pub pipeline: Option<(String, Span)>,
+    /// What `$ctx.` offers on this probe.
+    pub fields: Vec<String>,
+    /// Why the probe attaches elsewhere than written (e.g. at return), for the user.
+    pub note: Option<String>,
+}
+
+/// A compiled script.
+#[derive(Clone, Debug)]
+pub struct Script {
+    pub source: String,
+    pub probes: Vec<ScriptProbe>,
+    pub module: Module,
+    pub compiled: Arc<nubpf_ebpf::Compiled>,
+}
+
+/// Compiles a probe script. Returns the compiled script when there are no errors (warnings
+/// may still be present), and every diagnostic found.
+pub fn compile(source: &str, catalogue: &Catalogue) -> (Option<Script>, Vec<Diagnostic>) {
+    // Parsing and lowering must not take the process down on some input nobody foresaw:
+    // a panic becomes an internal-error diagnostic.
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        compile_inner(source, catalogue)
+    })) {
+        Ok(result) => result,
+        Err(panic) => {
+            let what = panic
+                .downcast_ref::<String>()
+                .map(String::as_str)
+                .or_else(|| panic.downcast_ref::<&str>().copied())
+                .unwrap_or("panic");
+            (
+                None,
+                vec![Diagnostic::internal(
+                    format!("the compiler panicked: {what}"),
+                    Span::new(0, source.len().min(u32::MAX as usize) as u32),
+                )],
+            )
+        }
+    }
+}
+
+fn compile_inner(source: &str, catalogue: &Catalogue) -> (Option<Script>, Vec<Diagnostic>) {
+    let state = engine::engine_state();
+    let mut ws = StateWorkingSet::new(state);
+    let base = ws.next_span_start();
+    let spans = Spans {
+        base,
+        len: source.len(),
+    };
+    let block = nu_parser::parse(&mut ws, Some("probe.nu"), source.as_bytes(), false);
+    let mut diags = Vec::new();
+    parse_diagnostics(&ws, spans, &mut diags);
+
+    let mut module = Module::default();
+    let mut probes = Vec::new();
+    for pipeline in &block.pipelines {
+        if let Some((probe, info)) = probe_pipeline(
+            &ws,
+            spans,
+            source,
+            pipeline,
+            catalogue,
+            &mut module,
+            &probes,
+            &mut diags,
+        ) {
+            module.probes.push(probe);
+            probes.push(info);
+        }
+    }
+    if probes.is_empty() && diags.is_empty() {
+        diags.push(
+            Diagnostic::error("no_probes", "the script has no probes", Span::new(0, 0)).with_help(
+                "e.g. `bpf_tracepoint \"syscalls:sys_enter_openat\" {|e| count --by $e.comm }`",
+            ),
+        );
+    }
+    if diags.iter().any(Diagnostic::is_error) {
+        return (None, diags);
+    }
+    match nubpf_ebpf::compile(&module) {
+        Ok(compiled) => (
+            Some(Script {
+                source: source.to_string(),
+                probes,
+                module,
+                compiled: Arc::new(compiled),
+            }),
+            diags,
+        ),
+        Err(e) => {
+            let d = match &e.kind {
+                nubpf_ebpf::CodegenErrorKind::Internal(what) => Diagnostic::internal(what, e.span),
+                _ => Diagnostic::error("codegen", e.to_string(), e.span).with_label("here"),
+            };
+            diags.push(d);
+            (None, diags)
+        }
+    }
+}
+
+/// nu's parse errors, minus the "external command not found" that the seed's `emit($x)`
+/// spelling produces (lowering handles that shape itself).
+fn parse_diagnostics(ws: &StateWorkingSet, spans: Spans, diags: &mut Vec<Diagnostic>) {
+    for err in &ws.parse_errors {
+        let span = miette::Diagnostic::labels(err)
+            .and_then(|mut l| l.next())
+            .map(|l| Span::new(l.offset() as u32, (l.offset() + l.len()) as u32))
+            .map(|s| spans.of(nu_protocol::Span::new(s.start as usize, s.end as usize)))
+            .unwrap_or_default();
+        let mut d = Diagnostic::error("parse", err.to_string(), span);
+        if let Some(label) = miette::Diagnostic::labels(err)
+            .and_then(|mut l| l.next())
+            .and_then(|l| l.label().map(str::to_string))
+        {
+            d = d.with_label(label);
+        }
+        if let Some(help) = miette::Diagnostic::help(err) {
+            d = d.with_help(help.to_string());
+        }
+        diags.push(d);
+    }
+    for err in &ws.compile_errors {
+        if matches!(err, nu_protocol::CompileError::RunExternalNotFound { .. }) {
+            continue;
+        }
+        let span = miette::Diagnostic::labels(err)
+            .and_then(|mut l| l.next())
+            .map(|l| spans.of(nu_protocol::Span::new(l.offset(), l.offset() + l.len())))
+            .unwrap_or_default();
+        diags.push(Diagnostic::error("parse", err.to_string(), span));
+    }
+}
+
+fn literal_string(e: &Expression) -> Option<String> {
+    match &e.expr {
+        NuExpr::String(s) | NuExpr::RawString(s) => Some(s.clone()),
+        NuExpr::GlobPattern(s, _) | NuExpr::Filepath(s, _) => Some(s.clone()),
+        NuExpr::FullCellPath(p) if p.tail.is_empty() => literal_string(&p.head),
+        _ => None,
+    }
+}
+
+/// One top-level pipeline: a probe command, then optionally a user-space pipeline.
+#[allow(clippy::too_many_arguments)]
+fn probe_pipeline(
+    ws: &StateWorkingSet,
+    spans: Spans,
+    source: &str,
+    pipeline: &Pipeline,
+    catalogue: &Catalogue,
+    module: &mut Module,
+    earlier: &[ScriptProbe],
+    diags: &mut Vec<Diagnostic>,
+) -> Option<(Probe, ScriptProbe)> {
+    let first = pipeline.elements.first()?;
+    let span_all = spans.of(pipeline
+        .elements
+        .iter()
+        .map(|e| e.expr.span)
+        .reduce(|a, b| a.merge(b))
+        .unwrap_or(first.expr.span));
+    let call = match &first.expr.expr {
+        NuExpr::Call(call) => call,
+        NuExpr::Garbage => return None,
+        _ => {
+            diags.push(top_level_error(spans.of(first.expr.span)));
+            return None;
+        }
+    };
+    let decl = ws.get_decl(call.decl_id);
+    let Some(Decl::Probe { kind, .. }) = (decl as &dyn std::any::Any).downcast_ref::<Decl>() else {
+        diags.push(top_level_error(spans.of(first.expr.span)));
+        return None;
+    };
+    let kind = *kind;
+    let pipeline_text = pipeline.elements.get(1).map(|second| {
+        let start = second.pipe.unwrap_or(second.expr.span).end;
+        let end = pipeline.elements.last().map_or(start, |e| e.expr.span.end);
+        let span = spans.of(nu_protocol::Span::new(start, end));
+        let text = source
+            .get(span.start as usize..span.end as usize)
+            .unwrap_or("")
+            .trim()
+            .to_string();
+        (text, span)
+    });
+
+    let parts = call_parts(spans, call, kind, diags)?;
+    let target = match target::resolve(&TargetArgs {
+        kind,
+        strings: parts.strings,
+        period_ns: parts.period_ns,
+        hz: parts.hz,
+        head: spans.of(call.head),
+        catalogue,
+    }) {
+        Ok(t) => t,
+        Err(d) => {
+            diags.push(d);
+            return None;
+        }
+    };
+    let Target {
+        mut attach,
+        fields,
+        name,
+    } = target;
+    let name = unique_name(&name, earlier);
+    let block = ws.get_block(parts.closure).clone();
+    let ctx_var = block
+        .signature
+        .required_positional
+        .first()
+        .and_then(|p| p.var_id);
+    if block.signature.required_positional.len() > 1 {
+        diags.push(
+            Diagnostic::error(
+                "closure_params",
+                "a probe closure takes one parameter, the context",
+                spans.of(parts.closure_span),
+            )
+            .with_help("write it as `{|ctx| ... }`"),
+        );
+        return None;
+    }
+    let probe_index = module.probes.len();
+    let errors_before = diags.len();
+    let mut lowerer = ProbeLowerer::new(
+        ws,
+        spans,
+        diags,
+        &mut module.aggregations,
+        probe_index,
+        ctx_var,
+        &fields,
+        attach.describe(),
+        parts.strlen,
+    );
+    let body = lowerer.block(&block);
+    let (entry_use, return_use, locals) = (
+        lowerer.entry_use,
+        lowerer.return_use,
+        std::mem::take(&mut lowerer.locals),
+    );
+    let mut note = None;
+    if let (
+        Fields::Known {
+            function,
+            ret: false,
+        },
+        Some(ret_span),
+    ) = (&fields, return_use)
+    {
+        if let Some(entry_span) = entry_use {
+            diags.push(
+                Diagnostic::error(
+                    "entry_and_return",
+                    format!("this probe reads both arguments and the result of `{}`", function.symbol),
+                    ret_span,
+                )
+                .with_label("known only at return")
+                .with_help(format!(
+                    "split it: a `bpf_uprobe` for the arguments (like the one at {}..{}) and a `bpf_uretprobe` for the result",
+                    entry_span.start, entry_span.end
+                )),
+            );
+        } else if let Attach::Uprobe { binary, symbol } = &attach {
+            note = Some(format!(
+                "attached at the return of `{symbol}`: the fields used are known only then"
+            ));
+            attach = Attach::Uretprobe {
+                binary: binary.clone(),
+                symbol: symbol.clone(),
+            };
+        }
+    }
+    if diags.len() > errors_before && diags[errors_before..].iter().any(Diagnostic::is_error) {
+        return None;
+    }
+    let probe = Probe {
+        name: name.clone(),
+        attach: attach.clone(),
+        locals,
+        body,
+        span: span_all,
+    };
+    let info = ScriptProbe {
+        name,
+        kind,
+        attach,
+        span: span_all,
+        pipeline: pipeline_text,
+        fields: lower::field_names(&fields),
+        note,
+    };
+    Some((probe, info))
+}
+
+fn top_level_error(span: Span) -> Diagnostic {
+    Diagnostic::error(
+        "not_a_probe",
+        "only probe commands can stand at the top level of a probe script",
+        span,
+    )
+    .with_label("not a probe")
+    .with_help(
+        "start each pipeline with a probe: `bpf_tracepoint`, `bpf_kprobe`, `bpf_kretprobe`, \
+         `bpf_uprobe`, `bpf_uretprobe`, `bpf_raw_tracepoint`, `bpf_fentry`, `bpf_fexit`, \
+         `bpf_profile` or `bpf_interval` (also spelled `bpf kprobe`, ...)",
+    )
+}
+
+fn unique_name(name: &str, earlier: &[ScriptProbe]) -> String {
+    let mut candidate = name.to_string();
+    let mut n = 2;
+    while earlier.iter().any(|p| p.name == candidate) {
+        candidate = format!("{name}_{n}");
+        n += 1;
+    }
+    candidate
+}
+
+struct CallParts {
+    strings: Vec<(String, Span)>,
+    closure: nu_protocol::BlockId,
+    closure_span: nu_protocol::Span,
+    strlen: u16,
+    hz: Option<u64>,
+    period_ns: Option<u64>,
+}
+
+/// The arguments of a probe command, checked to be literals.
+fn call_parts(
+    spans: Spans,
+    call: &Call,
+    kind: ProbeKind,
+    diags: &mut Vec<Diagnostic>,
+) -> Option<CallParts> {
+    let mut strings = Vec::new();
+    let mut closure = None;
+    let mut strlen = DEFAULT_STRLEN;
+    let mut hz = None;
+    let mut period_ns = None;
+    let mut ok = true;
+    for arg in &call.arguments {
+        match arg {
+            Argument::Positional(e) => {
+                match &e.expr {
+                    NuExpr::Closure(id) => closure = Some((*id, e.span)),
+                    NuExpr::ValueWithUnit(v) if kind == ProbeKind::Interval => {
+                        if let NuExpr::Int(n) = v.expr.expr
+                            && let Ok(nu_protocol::Value::Duration { val, .. }) =
+                                v.unit.item.build_value(n, e.span)
+                        {
+                            period_ns = u64::try_from(val).ok();
+                        }
+                        strings.push((String::new(), spans.of(e.span)));
+                    }
+                    NuExpr::Garbage => ok = false,
+                    _ => match literal_string(e) {
+                        Some(s) => strings.push((s, spans.of(e.span))),
+                        None => {
+                            diags.push(
+                            Diagnostic::error(
+                                "not_literal",
+                                "probe targets must be literal strings",
+                                spans.of(e.span),
+                            )
+                            .with_label("not a literal")
+                            .with_help("the target is resolved when the script compiles, before it runs"),
+                        );
+                            ok = false;
+                        }
+                    },
+                }
+            }
+            Argument::Named((flag, _, value)) => {
+                let number = value.as_ref().and_then(|v| match v.expr {
+                    NuExpr::Int(n) => Some((n, v.span)),
+                    _ => None,
+                });
+                match (flag.item.as_str(), number) {
+                    ("strlen", Some((n, s))) => match u16::try_from(n) {
+                        Ok(n) if (2..=4096).contains(&n) => strlen = n,
+                        _ => {
+                            diags.push(
+                                Diagnostic::error(
+                                    "bad_argument",
+                                    "`--strlen` must be from 2 to 4096",
+                                    spans.of(s),
+                                )
+                                .with_label("out of range"),
+                            );
+                            ok = false;
+                        }
+                    },
+                    ("hz", Some((n, _))) => hz = u64::try_from(n).ok().or(Some(0)),
+                    (name, _) => {
+                        diags.push(
+                            Diagnostic::error(
+                                "bad_argument",
+                                format!("`--{name}` needs an integer literal"),
+                                spans.of(flag.span),
+                            )
+                            .with_label("here"),
+                        );
+                        ok = false;
+                    }
+                }
+            }
+            Argument::Unknown(e) | Argument::Spread(e) => {
+                diags.push(
+                    Diagnostic::error("bad_argument", "unexpected argument", spans.of(e.span))
+                        .with_label("unexpected"),
+                );
+                ok = false;
+            }
+        }
+    }
+    let Some((closure, closure_span)) = closure else {
+        if ok {
+            diags.push(
+                Diagnostic::error(
+                    "missing_closure",
+                    "the probe has no closure",
+                    spans.of(call.head),
+                )
+                .with_help("e.g. `bpf_tracepoint \"syscalls:sys_enter_openat\" {|e| count }`"),
+            );
+        }
+        return None;
+    };
+    ok.then_some(CallParts {
+        strings,
+        closure,
+        closure_span,
+        strlen,
+        hz,
+        period_ns,
+    })
+}
