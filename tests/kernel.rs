@@ -514,3 +514,46 @@ fn perf_event_samples_a_busy_process() {
     let samples = count_for(&aggs[0], &[Value::UInt(pid as u64)]);
     assert!(samples >= 10, "only {samples} samples of a busy process");
 }
+
+/// Whether this kernel loads fentry/fexit programs (this machine's kernel refuses them with
+/// EPERM; stock distro kernels allow them).
+fn fentry_refused(e: &LoadError) -> bool {
+    match e {
+        LoadError::Verifier(r) => r.io_error.raw_os_error() == Some(libc::EPERM),
+        LoadError::Program { source, .. } => source.to_string().contains("Operation not permitted"),
+        _ => false,
+    }
+}
+
+#[test]
+fn every_front_end_ok_case_passes_the_verifier() {
+    if !privileged("every_front_end_ok_case_passes_the_verifier") {
+        return;
+    }
+    use nubpf_tui::probes::catalogue::Catalogue;
+    use nubpf_tui::probes::front;
+    let catalogue = Catalogue::system();
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/front/ok");
+    let mut runtime = Runtime::new();
+    let mut loaded = 0;
+    for entry in std::fs::read_dir(dir).unwrap().flatten() {
+        let source = std::fs::read_to_string(entry.path()).unwrap();
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let (script, diags) = front::compile(&source, &catalogue);
+        let script = script.unwrap_or_else(|| panic!("{name}: {diags:?}"));
+        let fentry = script
+            .compiled
+            .programs
+            .iter()
+            .any(|p| matches!(p.attach, Attach::Fentry { .. } | Attach::Fexit { .. }));
+        match runtime.load(script.compiled.clone()) {
+            Ok(_) => loaded += 1,
+            Err(e) if fentry && fentry_refused(&e) => {
+                eprintln!("{name}: this kernel refuses fentry/fexit programs (EPERM)");
+            }
+            Err(LoadError::Verifier(r)) => panic!("{name}: {r}\n{}", r.log),
+            Err(e) => panic!("{name}: {e}"),
+        }
+    }
+    assert!(loaded >= 40, "only {loaded} cases loaded");
+}

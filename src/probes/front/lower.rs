@@ -296,7 +296,7 @@ impl<'a, 'w> ProbeLowerer<'a, 'w> {
         )
         .with_label("unknown");
         let body: Vec<&str> = BodyCommand::ALL.iter().map(|c| c.name()).collect();
-        if let Some(s) = nu_protocol::did_you_mean(&body, &name) {
+        if let Some(s) = super::suggest::did_you_mean(body.iter().copied(), &name) {
             d = d.with_help(format!("did you mean `{s}`?"));
         }
         self.error(d.with_help(
@@ -668,10 +668,11 @@ impl<'a, 'w> ProbeLowerer<'a, 'w> {
                 _ => cmd.name().to_string(),
             },
         };
+        // Counts are unsigned; a value's signedness decides its aggregation's.
         let signed = value
             .as_ref()
             .and_then(|(e, _)| int_ty(e.ty))
-            .is_none_or(|t| t.signed);
+            .is_some_and(|t| t.signed);
         let decl = AggDecl {
             name: agg_name.clone(),
             probe: self.probe_index,
@@ -875,11 +876,9 @@ impl<'a, 'w> ProbeLowerer<'a, 'w> {
                 ))
             }
             NuExpr::BinaryOp(lhs, op, rhs) => {
+                // nu leaves a garbage operator after a type error it already reported.
                 let NuExpr::Operator(operator) = op.expr else {
-                    return self.error(Diagnostic::internal(
-                        "binary operation without operator",
-                        span,
-                    ));
+                    return None;
                 };
                 self.binary(lhs, operator, op.span, rhs, span)
             }
@@ -1041,7 +1040,7 @@ impl<'a, 'w> ProbeLowerer<'a, 'w> {
             }
             Comparison::RegexMatch | Comparison::NotRegexMatch => {
                 self.unsupported(
-                    "regular expressions",
+                    "`=~` (a regular expression match)",
                     op_span,
                     "use `==`, `starts-with` or `ends-with`, or filter with `where $it.x =~ ...` after the probe",
                 );
@@ -1445,7 +1444,7 @@ impl<'a, 'w> ProbeLowerer<'a, 'w> {
         )
         .with_label("unknown field");
         let candidates: Vec<&str> = names.iter().map(String::as_str).collect();
-        if let Some(s) = nu_protocol::did_you_mean(&candidates, name) {
+        if let Some(s) = super::suggest::did_you_mean(candidates.iter().copied(), name) {
             d = d.with_help(format!("did you mean `{s}`?"));
         }
         let list: Vec<&str> = names
@@ -1609,7 +1608,9 @@ impl<'a, 'w> ProbeLowerer<'a, 'w> {
                     member_span,
                 )
                 .with_label("unknown field");
-                if let Some(s) = nu_protocol::did_you_mean(&candidates, &member_name) {
+                if let Some(s) =
+                    super::suggest::did_you_mean(candidates.iter().copied(), &member_name)
+                {
                     d = d.with_help(format!("did you mean `{s}`?"));
                 }
                 return self.error(d);
@@ -1625,19 +1626,7 @@ impl<'a, 'w> ProbeLowerer<'a, 'w> {
                 );
             }
             let offset = (member.bit_offset / 8) as i64;
-            let member_addr = if offset == 0 {
-                base
-            } else {
-                Expr::new(
-                    ExprKind::Binary(
-                        BinOp::Add,
-                        Box::new(base),
-                        Box::new(Expr::int(offset, IntTy::U64, span)),
-                    ),
-                    Ty::Int(IntTy::U64),
-                    span,
-                )
-            };
+            let member_addr = offset_addr(base, offset, span);
             addr = Some(member_addr);
             ty = member.ty;
             value = Expr::int(0, IntTy::U64, span);
@@ -1669,21 +1658,12 @@ impl<'a, 'w> ProbeLowerer<'a, 'w> {
                         span,
                     ));
                 }
-                let it = int_of_size(bytes, signed)?;
-                Some(Expr::new(
-                    ExprKind::Cast(Box::new(value)),
-                    Ty::Int(it),
-                    span,
-                ))
+                self.sized_int(btf, ty, bytes, signed, span)
+                    .map(|it| coerce(value, Ty::Int(it)))
             }
-            Resolved::Enum { bytes, signed } => {
-                let it = int_of_size(bytes, signed)?;
-                Some(Expr::new(
-                    ExprKind::Cast(Box::new(value)),
-                    Ty::Int(it),
-                    span,
-                ))
-            }
+            Resolved::Enum { bytes, signed } => self
+                .sized_int(btf, ty, bytes, signed, span)
+                .map(|it| coerce(value, Ty::Int(it))),
             Resolved::Ptr { target } if is_char(btf, target) => Some(Expr::new(
                 ExprKind::ReadStr {
                     space: strings,
@@ -1701,6 +1681,31 @@ impl<'a, 'w> ProbeLowerer<'a, 'w> {
                 )
                 .with_label(format!("{other:?}").to_lowercase())
                 .with_help("read one of its fields: `.field`"),
+            ),
+        }
+    }
+
+    /// The integer type of a BTF integer or enum; odd sizes (e.g. `__int128`) cannot be read.
+    fn sized_int(
+        &mut self,
+        btf: &Btf,
+        ty: TypeId,
+        bytes: u32,
+        signed: bool,
+        span: Span,
+    ) -> L<IntTy> {
+        match int_of_size(bytes, signed) {
+            Some(it) => Some(it),
+            None => self.error(
+                Diagnostic::error(
+                    "unsupported",
+                    format!(
+                        "`{}` is {bytes} bytes wide; integers of 1, 2, 4 or 8 bytes can be read",
+                        btf.describe(ty)
+                    ),
+                    span,
+                )
+                .with_label("unsupported width"),
             ),
         }
     }
@@ -1764,6 +1769,27 @@ impl<'a, 'w> ProbeLowerer<'a, 'w> {
             ),
         }
     }
+}
+
+/// `base + offset`, folding the constant into an existing `x + c` (embedded structs).
+fn offset_addr(base: Expr, offset: i64, span: Span) -> Expr {
+    if offset == 0 {
+        return base;
+    }
+    if let ExprKind::Binary(BinOp::Add, x, c) = &base.kind
+        && let ExprKind::Int(c) = c.kind
+    {
+        return offset_addr((**x).clone(), c + offset, span);
+    }
+    Expr::new(
+        ExprKind::Binary(
+            BinOp::Add,
+            Box::new(base),
+            Box::new(Expr::int(offset, IntTy::U64, span)),
+        ),
+        Ty::Int(IntTy::U64),
+        span,
+    )
 }
 
 fn is_char(btf: &Btf, ty: TypeId) -> bool {

@@ -7,6 +7,7 @@ pub mod diagnostic;
 pub mod engine;
 pub mod known;
 pub mod lower;
+pub mod suggest;
 pub mod target;
 
 use std::sync::Arc;
@@ -89,10 +90,25 @@ fn compile_inner(source: &str, catalogue: &Catalogue) -> (Option<Script>, Vec<Di
     let block = nu_parser::parse(&mut ws, Some("probe.nu"), source.as_bytes(), false);
     let mut diags = Vec::new();
     parse_diagnostics(&ws, spans, &mut diags);
+    // A pipeline nu could not parse is not lowered: its garbage would only repeat nu's
+    // error in other words.
+    let parse_spans: Vec<Span> = diags.iter().map(|d| d.span).collect();
 
     let mut module = Module::default();
     let mut probes = Vec::new();
     for pipeline in &block.pipelines {
+        let whole = pipeline
+            .elements
+            .iter()
+            .map(|e| spans.of(e.expr.span))
+            .reduce(Span::to);
+        if let Some(whole) = whole
+            && parse_spans
+                .iter()
+                .any(|s| s.start <= whole.end && s.end >= whole.start)
+        {
+            continue;
+        }
         if let Some((probe, info)) = probe_pipeline(
             &ws,
             spans,
@@ -106,6 +122,11 @@ fn compile_inner(source: &str, catalogue: &Catalogue) -> (Option<Script>, Vec<Di
             module.probes.push(probe);
             probes.push(info);
         }
+    }
+    if !parse_spans.is_empty() {
+        // After a parse error the AST may hold shapes nu never produces otherwise; what
+        // lowering calls internal there is a consequence of that error, not a bug.
+        diags.retain(|d| d.code != "nubpf::internal");
     }
     if probes.is_empty() && diags.is_empty() {
         diags.push(
@@ -157,7 +178,13 @@ fn parse_diagnostics(ws: &StateWorkingSet, spans: Spans, diags: &mut Vec<Diagnos
         if let Some(help) = miette::Diagnostic::help(err) {
             d = d.with_help(help.to_string());
         }
-        diags.push(d);
+        // nu sometimes reports one problem twice with different help: keep the first.
+        if !diags
+            .iter()
+            .any(|e| e.message == d.message && e.span == d.span)
+        {
+            diags.push(d);
+        }
     }
     for err in &ws.compile_errors {
         if matches!(err, nu_protocol::CompileError::RunExternalNotFound { .. }) {

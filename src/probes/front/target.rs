@@ -68,7 +68,7 @@ pub struct TargetArgs<'a> {
 
 fn suggest<'a>(candidates: impl IntoIterator<Item = &'a str>, input: &str) -> Option<String> {
     let candidates: Vec<&str> = candidates.into_iter().collect();
-    nu_protocol::did_you_mean(&candidates, input)
+    super::suggest::did_you_mean(candidates.iter().copied(), input)
 }
 
 fn unavailable(what: &str, why: String, span: Span) -> Diagnostic {

@@ -1,0 +1,1 @@
+bpf_uretprobe "/bin/bash" "readline" {|ctx| emit $ctx.prompt }

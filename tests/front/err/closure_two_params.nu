@@ -1,0 +1,1 @@
+bpf_tracepoint "syscalls:sys_enter_openat" {|a, b| count }

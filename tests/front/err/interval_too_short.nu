@@ -1,0 +1,1 @@
+bpf_interval 10us {|t| count }

@@ -1,0 +1,1 @@
+bpf_uprobe "/nonexistent/nubpf-test-binary" "main" {|ctx| count }

@@ -1,0 +1,1 @@
+bpf_profile --hz 0 {|ctx| count }

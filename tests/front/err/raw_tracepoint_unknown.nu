@@ -1,0 +1,1 @@
+bpf_raw_tracepoint "sys_entr" {|ctx| count }

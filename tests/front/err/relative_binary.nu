@@ -1,0 +1,1 @@
+bpf_uprobe "bash" "readline" {|ctx| count }

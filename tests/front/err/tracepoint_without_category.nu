@@ -1,0 +1,1 @@
+bpf_tracepoint "sys_enter_openat" {|e| count }

@@ -1,0 +1,1 @@
+bpf_kprobe "do_sys_opn" {|ctx| count }

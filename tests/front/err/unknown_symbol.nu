@@ -1,0 +1,1 @@
+bpf_uprobe "/bin/bash" "readlin" {|ctx| count }

@@ -1,0 +1,1 @@
+bpf_tracepoint "syscalls:sys_enter_opnat" {|e| count }

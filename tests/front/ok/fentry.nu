@@ -1,0 +1,1 @@
+bpf_fentry "vfs_read" {|ctx| count --by $ctx.count }

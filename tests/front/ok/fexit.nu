@@ -1,0 +1,1 @@
+bpf_fexit "vfs_read" {|ctx| hist $ctx.retval }

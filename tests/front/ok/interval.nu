@@ -1,0 +1,1 @@
+bpf_interval 1sec {|t| emit {ts: $t.ts} }

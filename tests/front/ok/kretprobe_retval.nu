@@ -1,0 +1,1 @@
+bpf_kretprobe "vfs_read" {|ctx| hist $ctx.retval }

@@ -1,0 +1,1 @@
+bpf_profile {|ctx| count --by $ctx.ip }
