@@ -1,17 +1,27 @@
-//! nubpf-tui: command-line entry point. Thin: parses arguments and dispatches; the work
-//! lives in the library (`nubpf_tui::probes`, and the app, editor and views as they land).
+//! nubpf-tui: command-line entry point. Thin: parses arguments and dispatches to the library
+//! (`nubpf_tui::app` for commands, `nubpf_tui::probes` for the compiler and runtime).
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use clap::{Parser, Subcommand, ValueEnum};
+use nubpf_tui::app::list::{self, ListWhat};
+use nubpf_tui::app::output::Format;
+use nubpf_tui::app::run::{self, RunOptions, exit, read_source};
 use nubpf_tui::probes::catalogue::Catalogue;
 use nubpf_tui::probes::front::{self, diagnostic};
+use nubpf_tui::probes::runtime::features::Features;
+
+const EXIT_CODES: &str = "\
+Exit codes: 0 success (also after Ctrl-C), 1 errors in the script or its pipeline,
+2 bad arguments, 3 missing privileges (root or CAP_BPF + CAP_PERFMON), 4 the kernel cannot
+run the probes, 5 the command given with -c could not start.";
 
 /// A terminal workbench for eBPF probes written as Nushell closures.
 #[derive(Parser, Debug)]
-#[command(name = "nubpf-tui", version, about)]
+#[command(name = "nubpf-tui", version, about, after_help = EXIT_CODES)]
 struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
@@ -36,6 +46,81 @@ enum Command {
         #[arg(long, value_enum)]
         dump: Option<Dump>,
     },
+    /// Attach a script's probes and stream what they emit through their Nushell pipelines;
+    /// print the in-kernel aggregations at the end. Stops on Ctrl-C, SIGTERM, --duration,
+    /// --count, or when the -c command exits.
+    #[command(after_help = EXIT_CODES)]
+    Run {
+        /// The script to run.
+        file: Option<PathBuf>,
+        /// Run this source text instead of a file.
+        #[arg(
+            short = 'e',
+            long = "expr",
+            value_name = "SOURCE",
+            conflicts_with = "file"
+        )]
+        source: Option<String>,
+        /// Output format of records and aggregations.
+        #[arg(long, value_enum, default_value = "table")]
+        format: Format,
+        /// Stop after this long, e.g. `5sec`, `500ms`, `2min`.
+        #[arg(long, value_parser = parse_duration)]
+        duration: Option<Duration>,
+        /// Stop after this many records.
+        #[arg(long)]
+        count: Option<u64>,
+        /// Run this command, trace while it runs, stop when it exits. Its stdout goes to
+        /// stderr, so stdout carries only records.
+        #[arg(short = 'c', long = "command", value_name = "CMD")]
+        command: Option<String>,
+        /// Only trace this process.
+        #[arg(long)]
+        pid: Option<u32>,
+        /// Also print the aggregations this often, e.g. `1sec`.
+        #[arg(long, value_parser = parse_duration)]
+        interval: Option<Duration>,
+    },
+    /// List what can be probed: tracepoints, kernel functions, or a binary's functions.
+    List {
+        #[command(subcommand)]
+        what: ListCommand,
+    },
+    /// Print what this kernel supports.
+    Info,
+}
+
+#[derive(Subcommand, Debug)]
+enum ListCommand {
+    /// Tracepoints as `category:name`.
+    Tracepoints(ListArgs),
+    /// Kernel functions with BTF prototypes (kprobe / fentry targets).
+    Kfuncs(ListArgs),
+    /// Function symbols of a binary or library (uprobe targets).
+    Uprobes {
+        /// The binary.
+        binary: String,
+        #[command(flatten)]
+        args: ListArgs,
+    },
+}
+
+#[derive(clap::Args, Debug)]
+struct ListArgs {
+    /// Filter: `*` and `?` wildcards, or a substring.
+    pattern: Option<String>,
+    /// Show fields or parameters with their types.
+    #[arg(long)]
+    args: bool,
+    /// `table` (lines) or `json` (one array).
+    #[arg(long, value_enum, default_value = "table")]
+    format: ListFormat,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum ListFormat {
+    Table,
+    Json,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -44,36 +129,82 @@ enum Dump {
     Asm,
 }
 
+/// Parses Nushell-style durations: `5sec`, `500ms`, `2min`, `1hr`, `10us`, plain seconds.
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let n: f64 = number
+        .parse()
+        .map_err(|_| format!("`{text}` is not a duration"))?;
+    let secs = match unit {
+        "" | "s" | "sec" | "secs" => n,
+        "ms" => n / 1e3,
+        "us" | "µs" => n / 1e6,
+        "ns" => n / 1e9,
+        "min" | "m" => n * 60.0,
+        "hr" | "h" => n * 3600.0,
+        _ => {
+            return Err(format!(
+                "unknown unit `{unit}` (use ns, us, ms, sec, min, hr)"
+            ));
+        }
+    };
+    Ok(Duration::from_secs_f64(secs))
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Some(Command::Check { file, source, dump }) => check(file, source, dump),
+        Some(Command::Run {
+            file,
+            source,
+            format,
+            duration,
+            count,
+            command,
+            pid,
+            interval,
+        }) => {
+            let (source_name, source) = match read_source(file.as_deref(), source) {
+                Ok(s) => s,
+                Err(e) => {
+                    eprintln!("nubpf-tui run: {e}");
+                    return ExitCode::from(exit::USAGE);
+                }
+            };
+            run::run(RunOptions {
+                source_name,
+                source,
+                format,
+                duration,
+                count,
+                command,
+                pid,
+                interval,
+            })
+        }
+        Some(Command::List { what }) => list_command(what),
+        Some(Command::Info) => info(),
         None => {
             eprintln!(
-                "nubpf-tui: the workbench is not built yet; `nubpf-tui check` compiles probe \
-                 scripts (see `nubpf-tui --help`)"
+                "nubpf-tui: the workbench is not built yet; `nubpf-tui run` and `check` work \
+                 (see `nubpf-tui --help`)"
             );
-            ExitCode::from(2)
+            ExitCode::from(exit::USAGE)
         }
     }
 }
 
-/// Exit status for usage problems (unreadable files, bad arguments).
-const EXIT_USAGE: u8 = 2;
-
 fn check(file: Option<PathBuf>, source: Option<String>, dump: Option<Dump>) -> ExitCode {
-    let (name, text) = match (file, source) {
-        (Some(path), _) => match std::fs::read_to_string(&path) {
-            Ok(text) => (path.display().to_string(), text),
-            Err(e) => {
-                eprintln!("nubpf-tui: cannot read {}: {e}", path.display());
-                return ExitCode::from(EXIT_USAGE);
-            }
-        },
-        (None, Some(text)) => ("<expr>".to_string(), text),
-        (None, None) => {
-            eprintln!("nubpf-tui check: give a FILE or `-e SOURCE`");
-            return ExitCode::from(EXIT_USAGE);
+    let (name, text) = match read_source(file.as_deref(), source) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("nubpf-tui check: {e}");
+            return ExitCode::from(exit::USAGE);
         }
     };
     let catalogue = Catalogue::system();
@@ -85,7 +216,7 @@ fn check(file: Option<PathBuf>, source: Option<String>, dump: Option<Dump>) -> E
     };
     eprint!("{rendered}");
     let Some(script) = script else {
-        return ExitCode::from(1);
+        return ExitCode::from(exit::SCRIPT);
     };
     match dump {
         Some(Dump::Ir) => print!("{}", script.module),
@@ -101,9 +232,45 @@ fn check(file: Option<PathBuf>, source: Option<String>, dump: Option<Dump>) -> E
         let note = p
             .note
             .as_deref()
-            .map(|n| format!(" — {n}"))
+            .map(|n| format!(" ({n})"))
             .unwrap_or_default();
-        eprintln!("ok: {} ({}){note}", p.name, p.attach.describe());
+        eprintln!("ok: {} on {}{note}", p.name, p.attach.describe());
     }
+    ExitCode::SUCCESS
+}
+
+fn list_command(what: ListCommand) -> ExitCode {
+    let (what, args) = match what {
+        ListCommand::Tracepoints(a) => (ListWhat::Tracepoints, a),
+        ListCommand::Kfuncs(a) => (ListWhat::Kfuncs, a),
+        ListCommand::Uprobes { binary, args } => (ListWhat::Uprobes(binary), args),
+    };
+    let catalogue = Catalogue::system();
+    match list::entries(&catalogue, &what, args.pattern.as_deref(), args.args) {
+        Ok(entries) => {
+            let mut out = std::io::stdout().lock();
+            let _ = list::print(
+                &mut out,
+                &entries,
+                args.format == ListFormat::Json,
+                args.args,
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("nubpf-tui list: {e}");
+            ExitCode::from(exit::KERNEL)
+        }
+    }
+}
+
+fn info() -> ExitCode {
+    let f = Features::detect();
+    let yes = |b: bool| if b { "yes" } else { "no" };
+    println!("kernel: {}", f.release);
+    println!("tracepoints (tracefs mounted): {}", yes(f.tracefs));
+    println!("kprobes: {}", yes(f.kprobes));
+    println!("uprobes: {}", yes(f.uprobes));
+    println!("vmlinux BTF: {}", yes(f.btf));
     ExitCode::SUCCESS
 }

@@ -53,6 +53,42 @@ pub struct Script {
     pub compiled: Arc<nubpf_ebpf::Compiled>,
 }
 
+impl Script {
+    /// Restricts every probe to process `pid`: each body starts with
+    /// `if $ctx.pid != pid { return }`. Recompiles the object.
+    pub fn restrict_to_pid(&mut self, pid: u32) -> Result<(), Diagnostic> {
+        use nubpf_ebpf::ir::{Builtin, CmpOp, Expr, ExprKind, IntTy, Stmt, StmtKind, Ty};
+        for probe in &mut self.module.probes {
+            let span = probe.span;
+            let current = Expr::new(ExprKind::Builtin(Builtin::Pid), Ty::Int(IntTy::U32), span);
+            let wanted = Expr::int(pid as i64, IntTy::U32, span);
+            let other = Expr::new(
+                ExprKind::Cmp(CmpOp::Ne, Box::new(current), Box::new(wanted)),
+                Ty::Bool,
+                span,
+            );
+            probe.body.insert(
+                0,
+                Stmt {
+                    kind: StmtKind::If {
+                        cond: other,
+                        then: vec![Stmt {
+                            kind: StmtKind::Return,
+                            span,
+                        }],
+                        otherwise: vec![],
+                    },
+                    span,
+                },
+            );
+        }
+        let compiled = nubpf_ebpf::compile(&self.module)
+            .map_err(|e| Diagnostic::error("codegen", e.to_string(), e.span))?;
+        self.compiled = Arc::new(compiled);
+        Ok(())
+    }
+}
+
 /// Compiles a probe script. Returns the compiled script when there are no errors (warnings
 /// may still be present), and every diagnostic found.
 pub fn compile(source: &str, catalogue: &Catalogue) -> (Option<Script>, Vec<Diagnostic>) {
@@ -241,7 +277,7 @@ fn probe_pipeline(
     };
     let kind = *kind;
     let pipeline_text = pipeline.elements.get(1).map(|second| {
-        let start = second.pipe.unwrap_or(second.expr.span).end;
+        let start = second.expr.span.start;
         let end = pipeline.elements.last().map_or(start, |e| e.expr.span.end);
         let span = spans.of(nu_protocol::Span::new(start, end));
         let text = source

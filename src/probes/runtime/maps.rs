@@ -79,7 +79,7 @@ pub fn read_per_cpu(map: &Map) -> Result<PerCpuEntries, MapReadError> {
     let info = data.info().map_err(|e| io::Error::other(e.to_string()))?;
     let key_size = info.key_size() as usize;
     let stride = (info.value_size() as usize).next_multiple_of(8);
-    let cpus = aya::util::nr_cpus().map_err(|(_, e)| e)?;
+    let cpus = possible_cpus()?;
     let fd = data.fd().as_fd().as_raw_fd() as u32;
     let mut entries = Vec::new();
     let mut prev: Option<Vec<u8>> = None;
@@ -117,6 +117,15 @@ pub fn read_per_cpu(map: &Map) -> Result<PerCpuEntries, MapReadError> {
         cpus,
         entries,
     })
+}
+
+/// The number of possible CPUs (the stride count of per-CPU values), read once: reading
+/// it opens a sysfs file, which a probe on `openat` would otherwise see every poll.
+pub(crate) fn possible_cpus() -> io::Result<usize> {
+    static CPUS: std::sync::OnceLock<Result<usize, String>> = std::sync::OnceLock::new();
+    CPUS.get_or_init(|| aya::util::nr_cpus().map_err(|(_, e)| e.to_string()))
+        .clone()
+        .map_err(io::Error::other)
 }
 
 fn u64_at(b: &[u8], off: usize) -> u64 {

@@ -8,6 +8,7 @@
 //! thread.
 
 pub mod decode;
+pub mod features;
 pub mod maps;
 mod verifier;
 
@@ -87,6 +88,8 @@ impl std::fmt::Debug for Runtime {
 impl Runtime {
     /// Creates the loader and parses vmlinux BTF once.
     pub fn new() -> Runtime {
+        // Read once now, not while probes run (see `possible_cpus`).
+        let _ = maps::possible_cpus();
         let mut loader = EbpfLoader::new();
         loader.btf(vmlinux_btf());
         Runtime { loader }
@@ -278,6 +281,26 @@ impl LoadedModule {
         }
         self.attached[index] = true;
         Ok(())
+    }
+
+    /// Detaches and unloads every program, keeping the maps (and what they hold) readable.
+    pub fn detach_all(&mut self) {
+        for (_, prog) in self.ebpf.programs_mut() {
+            use aya::programs::Program;
+            // Unloading fails only for programs never loaded; nothing to undo then.
+            let _ = match prog {
+                Program::TracePoint(p) => p.unload(),
+                Program::RawTracePoint(p) => p.unload(),
+                Program::BtfTracePoint(p) => p.unload(),
+                Program::KProbe(p) => p.unload(),
+                Program::UProbe(p) => p.unload(),
+                Program::PerfEvent(p) => p.unload(),
+                Program::FEntry(p) => p.unload(),
+                Program::FExit(p) => p.unload(),
+                _ => Ok(()),
+            };
+        }
+        self.attached.iter_mut().for_each(|a| *a = false);
     }
 
     /// Takes the ring buffer reader; `None` when the module emits nothing or it was taken.

@@ -1,0 +1,594 @@
+//! `nubpf-tui run`, `list` and `check` as a user runs them: the real binary, real probes, real
+//! workloads, compared with ground truth. Privileged tests skip without root and fail
+//! instead under `NUBPF_REQUIRE_PRIVILEGED=1`.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::io::Read;
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{privileged, testee, unique_prefix};
+
+/// Tests that compare the kernel's program list must not overlap with other runs; every
+/// test here takes this lock so they run one at a time.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+fn nubpf() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_nubpf-tui"))
+}
+
+/// Runs `nubpf-tui` with `args`, killing it after `timeout`.
+fn run(args: &[&str], timeout: Duration) -> Output {
+    let mut child = nubpf()
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start nubpf-tui");
+    let started = Instant::now();
+    loop {
+        if child.try_wait().unwrap().is_some() {
+            break;
+        }
+        if started.elapsed() > timeout {
+            let _ = child.kill();
+            let out = child.wait_with_output().unwrap();
+            panic!(
+                "nubpf-tui {args:?} did not finish in {timeout:?}\nstdout:\n{}\nstderr:\n{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.wait_with_output().unwrap()
+}
+
+fn stdout_lines(out: &Output) -> Vec<String> {
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+/// The pid `run -c` reports for the command it started.
+fn started_pid(out: &Output) -> u32 {
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    stderr
+        .lines()
+        .find_map(|l| l.split("(pid ").nth(1)?.strip_suffix(')')?.parse().ok())
+        .unwrap_or_else(|| panic!("no started pid in:\n{stderr}"))
+}
+
+/// Our programs currently loaded in the kernel (names start with `p<digit>_`).
+fn our_programs() -> BTreeSet<u32> {
+    aya::programs::loaded_programs()
+        .flatten()
+        .filter(|p| {
+            p.name_as_str().is_some_and(|n| {
+                n.starts_with('p') && n[1..].starts_with(|c: char| c.is_ascii_digit())
+            })
+        })
+        .map(|p| p.id())
+        .collect()
+}
+
+fn json_objects(out: &Output) -> Vec<serde_json_lite::Object> {
+    stdout_lines(out)
+        .iter()
+        .filter(|l| l.starts_with('{'))
+        .map(|l| serde_json_lite::parse(l))
+        .collect()
+}
+
+/// A minimal flat-JSON reader for our NDJSON (objects of strings and integers).
+mod serde_json_lite {
+    use std::collections::BTreeMap;
+
+    pub type Object = BTreeMap<String, String>;
+
+    pub fn parse(line: &str) -> Object {
+        let mut out = Object::new();
+        let body = line.trim().trim_start_matches('{').trim_end_matches('}');
+        let mut chars = body.chars().peekable();
+        let read_string = |chars: &mut std::iter::Peekable<std::str::Chars>| {
+            let mut s = String::new();
+            assert_eq!(chars.next(), Some('"'));
+            while let Some(c) = chars.next() {
+                match c {
+                    '\\' => s.push(chars.next().unwrap()),
+                    '"' => break,
+                    c => s.push(c),
+                }
+            }
+            s
+        };
+        while chars.peek().is_some() {
+            let key = read_string(&mut chars);
+            assert_eq!(chars.next(), Some(':'));
+            let value = if chars.peek() == Some(&'"') {
+                read_string(&mut chars)
+            } else {
+                let mut v = String::new();
+                while let Some(&c) = chars.peek() {
+                    if c == ',' {
+                        break;
+                    }
+                    v.push(c);
+                    chars.next();
+                }
+                v
+            };
+            out.insert(key, value);
+            if chars.peek() == Some(&',') {
+                chars.next();
+            }
+        }
+        out
+    }
+}
+
+#[test]
+fn count_per_pid_of_a_command_is_exact() {
+    if !privileged("count_per_pid_of_a_command_is_exact") {
+        return;
+    }
+    let _serial = serial();
+    let testee = testee();
+    let cmd = format!(
+        "{} open {} 1000",
+        testee.display(),
+        unique_prefix("runcount")
+    );
+    let out = run(
+        &[
+            "run",
+            "-e",
+            r#"bpf_tracepoint "syscalls:sys_enter_openat" {|e| count --by $e.pid }"#,
+            "-c",
+            &cmd,
+            "--format",
+            "json",
+        ],
+        Duration::from_secs(60),
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let pid = started_pid(&out).to_string();
+    let rows = json_objects(&out);
+    let row = rows
+        .iter()
+        .find(|r| r.get("pid") == Some(&pid))
+        .unwrap_or_else(|| panic!("no row for pid {pid}: {rows:?}"));
+    assert_eq!(row["count"], "1000");
+    assert_eq!(row["aggregation"], "count");
+}
+
+#[test]
+fn emit_and_where_show_exactly_the_test_files() {
+    if !privileged("emit_and_where_show_exactly_the_test_files") {
+        return;
+    }
+    let _serial = serial();
+    let prefix = unique_prefix("runemit");
+    let cmd = format!("{} open {prefix} 7", testee().display());
+    let script = format!(
+        r#"bpf_tracepoint "syscalls:sys_enter_openat" {{|e| emit {{pid: $e.pid, file: $e.filename}} }} | where file =~ "{}""#,
+        prefix.trim_start_matches("/tmp/")
+    );
+    let out = run(
+        &["run", "-e", &script, "-c", &cmd, "--format", "json"],
+        Duration::from_secs(60),
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let pid = started_pid(&out).to_string();
+    let files: Vec<(String, String)> = json_objects(&out)
+        .into_iter()
+        .map(|r| (r["pid"].clone(), r["file"].clone()))
+        .collect();
+    let expect: Vec<(String, String)> = (0..7)
+        .map(|i| (pid.clone(), format!("{prefix}{i}")))
+        .collect();
+    assert_eq!(files, expect);
+}
+
+/// Opens nonexistent files in a loop until dropped.
+struct Workload(
+    std::sync::Arc<std::sync::atomic::AtomicBool>,
+    Option<std::thread::JoinHandle<()>>,
+);
+
+impl Workload {
+    fn start(tag: &str) -> Workload {
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let prefix = unique_prefix(tag);
+        let s = stop.clone();
+        let handle = std::thread::spawn(move || {
+            let mut i = 0u64;
+            while !s.load(std::sync::atomic::Ordering::Relaxed) {
+                let _ = std::fs::File::open(format!("{prefix}{i}"));
+                i += 1;
+                std::thread::sleep(Duration::from_millis(1));
+            }
+        });
+        Workload(stop, Some(handle))
+    }
+}
+
+impl Drop for Workload {
+    fn drop(&mut self) {
+        self.0.store(true, std::sync::atomic::Ordering::Relaxed);
+        if let Some(h) = self.1.take() {
+            let _ = h.join();
+        }
+    }
+}
+
+#[test]
+fn first_three_stops_after_three_records_and_detaches() {
+    if !privileged("first_three_stops_after_three_records_and_detaches") {
+        return;
+    }
+    let _serial = serial();
+    let before = our_programs();
+    let _load = Workload::start("first3");
+    let out = run(
+        &[
+            "run",
+            "-e",
+            r#"bpf_tracepoint "syscalls:sys_enter_openat" {|e| emit {pid: $e.pid, file: $e.filename} } | first 3"#,
+            "--format",
+            "json",
+        ],
+        Duration::from_secs(30),
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        json_objects(&out).len(),
+        3,
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert_eq!(our_programs(), before, "programs left attached");
+}
+
+#[test]
+fn seed_pipeline_counts_per_pid() {
+    if !privileged("seed_pipeline_counts_per_pid") {
+        return;
+    }
+    let _serial = serial();
+    let cmd = format!(
+        "{} open {} 40",
+        testee().display(),
+        unique_prefix("seedpipe")
+    );
+    let out = run(
+        &[
+            "run",
+            "-e",
+            r#"bpf_tracepoint "syscalls:sys_enter_openat" {|ctx| emit($ctx.pid) } | where pid > 1000 | group-by pid --to-table | each {|g| {pid: $g.pid, count: ($g.items | length)}}"#,
+            "-c",
+            &cmd,
+            "--format",
+            "json",
+        ],
+        Duration::from_secs(60),
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let pid = started_pid(&out).to_string();
+    let rows = json_objects(&out);
+    let row = rows
+        .iter()
+        .find(|r| r.get("pid") == Some(&pid))
+        .unwrap_or_else(|| panic!("no group for {pid}: {rows:?}"));
+    assert_eq!(row["count"], "40");
+}
+
+#[test]
+fn seed_verbatim_group_by_shows_nushells_error_with_a_hint() {
+    if !privileged("seed_verbatim_group_by_shows_nushells_error_with_a_hint") {
+        return;
+    }
+    let _serial = serial();
+    let cmd = format!(
+        "{} open {} 3",
+        testee().display(),
+        unique_prefix("seedverb")
+    );
+    let script = r#"bpf_tracepoint "syscalls:sys_enter_openat" {|ctx| emit($ctx.pid) } | where pid > 1000 | group-by pid | each {|group| {pid: $group.name, count: ($group.items | length)}}"#;
+    let out = run(&["run", "-e", script, "-c", &cmd], Duration::from_secs(60));
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("Cannot find column 'name'"), "{stderr}");
+    assert!(stderr.contains("`group-by` returns a record"), "{stderr}");
+    // The label sits under `name` of `$group.name`.
+    let col = script.find("$group.name").unwrap() + "$group.".len() + 1;
+    assert!(stderr.contains(&format!("<expr>:1:{col}]")), "{stderr}");
+}
+
+#[test]
+fn uprobe_and_uretprobe_see_arguments_and_results() {
+    if !privileged("uprobe_and_uretprobe_see_arguments_and_results") {
+        return;
+    }
+    let _serial = serial();
+    let bin = testee().display().to_string();
+    let script = format!(
+        "bpf_uprobe \"{bin}\" \"nubpf_testee_add\" {{|ctx| emit {{a: $ctx.arg0, b: $ctx.arg1}} }}\n\
+         bpf_uretprobe \"{bin}\" \"nubpf_testee_add\" {{|ctx| emit {{ret: $ctx.retval}} }}"
+    );
+    let cmd = format!("{bin} add 5 10 4");
+    let out = run(
+        &["run", "-e", &script, "-c", &cmd, "--format", "json"],
+        Duration::from_secs(60),
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let rows = json_objects(&out);
+    let args: Vec<(String, String)> = rows
+        .iter()
+        .filter(|r| r.contains_key("a"))
+        .map(|r| (r["a"].clone(), r["b"].clone()))
+        .collect();
+    let rets: Vec<String> = rows.iter().filter_map(|r| r.get("ret").cloned()).collect();
+    assert_eq!(
+        args,
+        (0..4)
+            .map(|i| ("5".to_string(), (10 + i).to_string()))
+            .collect::<Vec<_>>()
+    );
+    assert_eq!(
+        rets,
+        (0..4).map(|i| (15 + i).to_string()).collect::<Vec<_>>()
+    );
+}
+
+#[test]
+fn kprobe_on_this_kernel_says_so_and_suggests_a_tracepoint_that_works() {
+    if !privileged("kprobe_on_this_kernel_says_so_and_suggests_a_tracepoint_that_works") {
+        return;
+    }
+    let _serial = serial();
+    if std::path::Path::new("/sys/bus/event_source/devices/kprobe").exists() {
+        eprintln!("this kernel has kprobes; the no-kprobes message cannot be shown here");
+        return;
+    }
+    let out = run(
+        &[
+            "run",
+            "-e",
+            r#"bpf_kprobe "do_sys_open" {|ctx| count }"#,
+            "--duration",
+            "1sec",
+        ],
+        Duration::from_secs(30),
+    );
+    assert_eq!(out.status.code(), Some(4));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("has no kprobes"), "{stderr}");
+    let suggestion = stderr
+        .split("the tracepoint `")
+        .nth(1)
+        .and_then(|s| s.split('`').next())
+        .unwrap_or_else(|| panic!("no suggestion in {stderr}"));
+    assert_eq!(suggestion, "syscalls:sys_enter_openat");
+    let check = run(
+        &[
+            "check",
+            "-e",
+            &format!("bpf_tracepoint \"{suggestion}\" {{|ctx| count }}"),
+        ],
+        Duration::from_secs(30),
+    );
+    assert!(
+        check.status.success(),
+        "{}",
+        String::from_utf8_lossy(&check.stderr)
+    );
+}
+
+fn signal_leaves_nothing_attached(signal: i32) {
+    let before = our_programs();
+    let mut child = nubpf()
+        .args([
+            "run",
+            "-e",
+            r#"bpf_tracepoint "syscalls:sys_enter_openat" {|e| count --by $e.comm }
+bpf_tracepoint "syscalls:sys_enter_close" {|e| emit $e.pid }"#,
+            "--format",
+            "json",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Wait until attached.
+    let mut stderr = child.stderr.take().unwrap();
+    let started = Instant::now();
+    let mut seen = String::new();
+    let mut buf = [0u8; 256];
+    while !seen.contains("attached") {
+        let n = stderr.read(&mut buf).unwrap();
+        assert!(n > 0, "nubpf-tui exited early: {seen}");
+        seen.push_str(&String::from_utf8_lossy(&buf[..n]));
+        assert!(started.elapsed() < Duration::from_secs(30), "{seen}");
+    }
+    assert_ne!(our_programs(), before, "nothing attached while running");
+    unsafe { libc::kill(child.id() as i32, signal) };
+    let status = child.wait().unwrap();
+    if signal != libc::SIGKILL {
+        assert!(status.success(), "exit after signal {signal}: {status:?}");
+    }
+    // The kernel releases programs when their last file descriptor closes; give it a moment.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while our_programs() != before && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(
+        our_programs(),
+        before,
+        "programs left after signal {signal}"
+    );
+}
+
+#[test]
+fn nothing_stays_attached_after_sigint_sigterm_or_sigkill() {
+    if !privileged("nothing_stays_attached_after_sigint_sigterm_or_sigkill") {
+        return;
+    }
+    let _serial = serial();
+    for signal in [libc::SIGINT, libc::SIGTERM, libc::SIGKILL] {
+        signal_leaves_nothing_attached(signal);
+    }
+}
+
+#[test]
+fn list_finds_tracepoints_functions_and_symbols() {
+    if !privileged("list_finds_tracepoints_functions_and_symbols") {
+        return;
+    }
+    let _serial = serial();
+    let out = run(
+        &["list", "tracepoints", "sys_enter_openat", "--args"],
+        Duration::from_secs(30),
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("syscalls:sys_enter_openat(")
+                && l.contains("filename: const char *")),
+        "{text}"
+    );
+    let out = run(
+        &[
+            "list",
+            "kfuncs",
+            "do_sys_open",
+            "--args",
+            "--format",
+            "json",
+        ],
+        Duration::from_secs(30),
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains(r#"{"name":"do_sys_open","args":[{"name":"dfd","type":"int"}"#),
+        "{text}"
+    );
+    let out = run(
+        &["list", "uprobes", "/bin/bash", "read*"],
+        Duration::from_secs(30),
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.lines().any(|l| l == "readline"), "{text}");
+}
+
+#[test]
+fn count_option_stops_after_n_records() {
+    if !privileged("count_option_stops_after_n_records") {
+        return;
+    }
+    let _serial = serial();
+    let _load = Workload::start("countopt");
+    let out = run(
+        &[
+            "run",
+            "-e",
+            r#"bpf_tracepoint "syscalls:sys_enter_openat" {|e| emit $e.filename }"#,
+            "--count",
+            "5",
+            "--format",
+            "json",
+        ],
+        Duration::from_secs(30),
+    );
+    assert!(out.status.success());
+    assert_eq!(json_objects(&out).len(), 5);
+}
+
+#[test]
+fn without_privileges_run_names_the_missing_capabilities() {
+    if !privileged("without_privileges_run_names_the_missing_capabilities") {
+        return;
+    }
+    // Drop to `nobody` with no capabilities for this one command.
+    let out = Command::new("setpriv")
+        .args([
+            "--reuid=nobody",
+            "--regid=nogroup",
+            "--clear-groups",
+            "--inh-caps=-all",
+        ])
+        .arg(env!("CARGO_BIN_EXE_nubpf-tui"))
+        .args([
+            "run",
+            "-e",
+            r#"bpf_tracepoint "syscalls:sys_enter_openat" {|e| count }"#,
+        ])
+        .output()
+        .expect("setpriv (util-linux)");
+    assert_eq!(
+        out.status.code(),
+        Some(3),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("lacks CAP_BPF and CAP_PERFMON"), "{stderr}");
+    assert!(stderr.contains("setcap"), "{stderr}");
+}
+
+#[test]
+fn nuon_output_prints_aggregations_as_records() {
+    if !privileged("nuon_output_prints_aggregations_as_records") {
+        return;
+    }
+    let _serial = serial();
+    let cmd = format!("{} open {} 3", testee().display(), unique_prefix("nuon"));
+    let out = run(
+        &[
+            "run",
+            "-e",
+            r#"bpf_tracepoint "syscalls:sys_enter_openat" {|e| if $e.comm == "testee" { count --by $e.comm } }"#,
+            "-c",
+            &cmd,
+            "--format",
+            "nuon",
+        ],
+        Duration::from_secs(60),
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        stdout_lines(&out),
+        vec![r#"{aggregation: count, comm: testee, count: 3}"#.to_string()]
+    );
+}
