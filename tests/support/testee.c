@@ -4,10 +4,12 @@
 //   testee open PREFIX N     openat PREFIX<i> (nonexistent) N times
 //   testee add A B N         call nubpf_testee_add(A, B) N times
 //   testee spin MS           burn CPU for MS milliseconds
+//   testee getpid N          call getpid N times (a syscall flood)
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -45,6 +47,11 @@ int main(int argc, char **argv) {
         } while ((now.tv_sec - start.tv_sec) * 1000 + (now.tv_nsec - start.tv_nsec) / 1000000 < ms);
         return 0;
     }
-    fprintf(stderr, "usage: testee open PREFIX N | add A B N | spin MS\n");
+    if (argc == 3 && strcmp(argv[1], "getpid") == 0) {
+        long n = atol(argv[2]);
+        for (long i = 0; i < n; i++) syscall(SYS_getpid);
+        return 0;
+    }
+    fprintf(stderr, "usage: testee open PREFIX N | add A B N | spin MS | getpid N\n");
     return 2;
 }
