@@ -2,4 +2,6 @@
 //! state and the views), shared by the binary, the integration tests and the benchmarks.
 
 pub mod app;
+pub mod editor;
 pub mod probes;
+pub mod views;

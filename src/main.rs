@@ -21,8 +21,19 @@ run the probes, 5 the command given with -c could not start.";
 
 /// A terminal workbench for eBPF probes written as Nushell closures.
 #[derive(Parser, Debug)]
-#[command(name = "nubpf-tui", version, about, after_help = EXIT_CODES)]
+#[command(
+    name = "nubpf-tui",
+    version,
+    about,
+    after_help = EXIT_CODES,
+    args_conflicts_with_subcommands = true
+)]
 struct Cli {
+    /// A probe script to open in the workbench (created on save when it does not exist).
+    file: Option<PathBuf>,
+    /// Start the editor with vi keybindings (F10 switches).
+    #[arg(long)]
+    vi: bool,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -189,13 +200,14 @@ fn main() -> ExitCode {
         }
         Some(Command::List { what }) => list_command(what),
         Some(Command::Info) => info(),
-        None => {
-            eprintln!(
-                "nubpf-tui: the workbench is not built yet; `nubpf-tui run` and `check` work \
-                 (see `nubpf-tui --help`)"
-            );
-            ExitCode::from(exit::USAGE)
-        }
+        None => nubpf_tui::app::workbench::run(
+            cli.file,
+            if cli.vi {
+                nubpf_tui::editor::Keymap::Vi
+            } else {
+                nubpf_tui::editor::Keymap::Emacs
+            },
+        ),
     }
 }
 

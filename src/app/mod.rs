@@ -9,3 +9,4 @@ pub mod pipeline;
 pub mod privileges;
 pub mod run;
 pub mod values;
+pub mod workbench;

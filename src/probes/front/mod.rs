@@ -3,6 +3,7 @@
 //! is handed and never panics on any input.
 
 pub mod commands;
+pub mod complete;
 pub mod diagnostic;
 pub mod engine;
 pub mod known;
@@ -54,6 +55,57 @@ pub struct Script {
 }
 
 impl Script {
+    /// Probe `index` compiled on its own with its aggregations, to attach, replace and
+    /// detach it without touching the others (the workbench does).
+    pub fn probe_object(&self, index: usize) -> Result<Arc<nubpf_ebpf::Compiled>, Diagnostic> {
+        use nubpf_ebpf::ir::{AggId, Stmt, StmtKind};
+        let span = self.probes.get(index).map(|p| p.span).unwrap_or_default();
+        let probe = self
+            .module
+            .probes
+            .get(index)
+            .cloned()
+            .ok_or_else(|| Diagnostic::internal(format!("no probe {index}"), span))?;
+        let mut aggregations = Vec::new();
+        let mut remap = std::collections::HashMap::new();
+        for (i, a) in self.module.aggregations.iter().enumerate() {
+            if a.probe == index {
+                remap.insert(i as u32, aggregations.len() as u32);
+                let mut a = a.clone();
+                a.probe = 0;
+                aggregations.push(a);
+            }
+        }
+        fn renumber(body: &mut [Stmt], remap: &std::collections::HashMap<u32, u32>) {
+            for s in body {
+                match &mut s.kind {
+                    StmtKind::Aggregate { agg, .. } => {
+                        if let Some(new) = remap.get(&agg.0) {
+                            *agg = AggId(*new);
+                        }
+                    }
+                    StmtKind::If {
+                        then, otherwise, ..
+                    } => {
+                        renumber(then, remap);
+                        renumber(otherwise, remap);
+                    }
+                    _ => {}
+                }
+            }
+        }
+        let mut probe = probe;
+        renumber(&mut probe.body, &remap);
+        let module = Module {
+            probes: vec![probe],
+            aggregations,
+            options: self.module.options,
+        };
+        nubpf_ebpf::compile(&module)
+            .map(Arc::new)
+            .map_err(|e| Diagnostic::error("codegen", e.to_string(), e.span))
+    }
+
     /// Restricts every probe to process `pid`: each body starts with
     /// `if $ctx.pid != pid { return }`. Recompiles the object.
     pub fn restrict_to_pid(&mut self, pid: u32) -> Result<(), Diagnostic> {

@@ -303,6 +303,18 @@ impl LoadedModule {
         self.attached.iter_mut().for_each(|a| *a = false);
     }
 
+    /// Kernel statistics of program `index`: runs and run time (counted only while
+    /// [`enable_stats`] is held), and the size of its translated code.
+    pub fn program_stats(&self, index: usize) -> Option<ProgramStats> {
+        let program = self.compiled.programs.get(index)?;
+        let info = self.ebpf.program(&program.name)?.info().ok()?;
+        Some(ProgramStats {
+            run_count: info.run_count(),
+            run_time: info.run_time(),
+            xlated_insns: info.size_translated().map_or(0, |b| b / 8),
+        })
+    }
+
     /// Takes the ring buffer reader; `None` when the module emits nothing or it was taken.
     pub fn take_events(&mut self) -> Option<EventReader> {
         let map = self.ebpf.take_map(EVENTS_MAP)?;
@@ -361,6 +373,20 @@ impl LoadedModule {
             .map(|r| r.return_value)
             .map_err(|source| AttachError::Program { target, source })
     }
+}
+
+/// What the kernel knows about a loaded program.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ProgramStats {
+    pub run_count: u64,
+    pub run_time: std::time::Duration,
+    /// Instructions after the verifier's rewriting (`bpftool prog dump xlated`).
+    pub xlated_insns: u32,
+}
+
+/// Turns on the kernel's per-program run statistics while the returned descriptor lives.
+pub fn enable_stats() -> Option<std::os::fd::OwnedFd> {
+    aya::sys::enable_stats(aya::sys::Stats::RunTime).ok()
 }
 
 /// Reads records from the module's ring buffer and decodes them through the event layouts.

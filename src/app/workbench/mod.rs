@@ -1,0 +1,377 @@
+//! The workbench (`nubpf-tui` without a subcommand): a full-screen TUI with the editor,
+//! live diagnostics, the probes panel and streaming output.
+//!
+//! The UI thread only draws and updates [`state::App`]; compiling, loading, attaching,
+//! reading and detaching happen on other threads (`worker`) and report back as events. The
+//! terminal is restored on quit, Ctrl-C, SIGTERM and panic.
+
+pub mod render;
+pub mod state;
+pub mod worker;
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::ops::Range;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::Sender;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use crossterm::event::{self, DisableMouseCapture, EnableMouseCapture, Event as TermEvent};
+use crossterm::execute;
+use crossterm::terminal::{
+    EnterAlternateScreen, LeaveAlternateScreen, disable_raw_mode, enable_raw_mode,
+};
+use nu_protocol::engine::StateWorkingSet;
+use ratatui::Terminal;
+use ratatui::backend::CrosstermBackend;
+use ratatui::style::{Color, Modifier, Style};
+
+use crate::editor::{Complete, Editor, Highlight, Keymap, Suggestion};
+use crate::probes::catalogue::Catalogue;
+use crate::probes::front::complete;
+use crate::probes::runtime::Runtime;
+use crate::probes::runtime::features::Features;
+use state::{Action, App, Event, Status};
+
+/// Nushell syntax colours from nu-parser's flattened shapes.
+pub struct NuHighlighter;
+
+impl Highlight for NuHighlighter {
+    fn highlight(&self, text: &str) -> Vec<(Range<usize>, Style)> {
+        use nu_parser::FlatShape;
+        let state = crate::probes::front::engine::engine_state();
+        let mut ws = StateWorkingSet::new(state);
+        let base = ws.next_span_start();
+        let block = nu_parser::parse(&mut ws, Some("highlight"), text.as_bytes(), false);
+        nu_parser::flatten_block(&ws, &block)
+            .into_iter()
+            .filter_map(|(span, shape)| {
+                let style = match shape {
+                    FlatShape::InternalCall(_) | FlatShape::Keyword => Style::default()
+                        .fg(Color::Cyan)
+                        .add_modifier(Modifier::BOLD),
+                    FlatShape::External(_) | FlatShape::ExternalArg => {
+                        Style::default().fg(Color::Cyan)
+                    }
+                    FlatShape::String | FlatShape::RawString | FlatShape::StringInterpolation => {
+                        Style::default().fg(Color::Green)
+                    }
+                    FlatShape::Int | FlatShape::Float | FlatShape::Bool => {
+                        Style::default().fg(Color::LightMagenta)
+                    }
+                    FlatShape::Variable(_) | FlatShape::VarDecl(_) => {
+                        Style::default().fg(Color::Magenta)
+                    }
+                    FlatShape::Operator => Style::default().fg(Color::Yellow),
+                    FlatShape::Flag => Style::default().fg(Color::Blue),
+                    FlatShape::Garbage => Style::default().fg(Color::Red),
+                    _ => return None,
+                };
+                let start = span.start.checked_sub(base)?;
+                let end = span.end.checked_sub(base)?.min(text.len());
+                Some((start..end, style))
+            })
+            .collect()
+    }
+}
+
+/// Completion from the probe language and the catalogue.
+pub struct ProbeCompleter(pub Arc<Catalogue>);
+
+impl Complete for ProbeCompleter {
+    fn complete(&self, text: &str, cursor: usize) -> Vec<Suggestion> {
+        complete::complete(text, cursor, &self.0)
+            .into_iter()
+            .map(|c| Suggestion {
+                value: c.value,
+                description: c.description,
+                replace: c.replace,
+            })
+            .collect()
+    }
+}
+
+/// Where the editor's history lives: the invoking user's data directory (under sudo, the
+/// user who ran sudo).
+pub fn history_file() -> Option<PathBuf> {
+    let home = std::env::var_os("SUDO_USER")
+        .and_then(|user| {
+            // SAFETY: getpwnam returns a pointer into static storage or NULL.
+            let name = std::ffi::CString::new(user.to_string_lossy().as_bytes()).ok()?;
+            let pw = unsafe { libc::getpwnam(name.as_ptr()) };
+            if pw.is_null() {
+                return None;
+            }
+            let dir = unsafe { std::ffi::CStr::from_ptr((*pw).pw_dir) };
+            Some(PathBuf::from(dir.to_string_lossy().into_owned()))
+        })
+        .or_else(|| std::env::var_os("HOME").map(PathBuf::from))?;
+    let dir = std::env::var_os("XDG_DATA_HOME")
+        .filter(|_| std::env::var_os("SUDO_USER").is_none())
+        .map(PathBuf::from)
+        .unwrap_or_else(|| home.join(".local/share"))
+        .join("nubpf");
+    std::fs::create_dir_all(&dir).ok()?;
+    Some(dir.join("history.txt"))
+}
+
+static TERMINATE: AtomicBool = AtomicBool::new(false);
+
+extern "C" fn on_sigterm(_: libc::c_int) {
+    TERMINATE.store(true, Ordering::Relaxed);
+}
+
+/// Restores the terminal when dropped.
+struct TerminalGuard;
+
+impl TerminalGuard {
+    fn enter() -> std::io::Result<TerminalGuard> {
+        enable_raw_mode()?;
+        execute!(std::io::stdout(), EnterAlternateScreen, EnableMouseCapture)?;
+        Ok(TerminalGuard)
+    }
+}
+
+fn restore_terminal() {
+    let _ = disable_raw_mode();
+    let _ = execute!(std::io::stdout(), DisableMouseCapture, LeaveAlternateScreen);
+    let _ = std::io::stdout().flush();
+}
+
+impl Drop for TerminalGuard {
+    fn drop(&mut self) {
+        restore_terminal();
+    }
+}
+
+/// Builds the workbench state for `text` (used by the binary and by screen tests).
+pub fn new_app(
+    text: &str,
+    file: Option<PathBuf>,
+    keymap: Keymap,
+    catalogue: Arc<Catalogue>,
+    history: Option<PathBuf>,
+) -> App {
+    let privileges = crate::app::privileges::check().err();
+    let features = Features::detect();
+    let mut editor = Editor::new(keymap, history)
+        .with_highlighter(Box::new(NuHighlighter))
+        .with_completer(Box::new(ProbeCompleter(catalogue)));
+    editor.set_text(text);
+    App::new(
+        editor,
+        file,
+        Status {
+            privileges: privileges.map(|p| p.lines().next().unwrap_or("").to_string()),
+            kernel: features.release,
+        },
+    )
+}
+
+/// Runs the workbench until the user quits.
+pub fn run(file: Option<PathBuf>, keymap: Keymap) -> ExitCode {
+    let text = match &file {
+        Some(path) if path.exists() => match std::fs::read_to_string(path) {
+            Ok(t) => t,
+            Err(e) => {
+                eprintln!("nubpf-tui: cannot read {}: {e}", path.display());
+                return ExitCode::from(crate::app::run::exit::USAGE);
+            }
+        },
+        _ => String::new(),
+    };
+    let features = Features::detect();
+    if !features.tracefs && crate::app::privileges::check().is_ok() {
+        let _ = crate::probes::runtime::features::mount_tracefs();
+    }
+    let catalogue = Arc::new(Catalogue::system());
+    let mut app = new_app(&text, file, keymap, catalogue.clone(), history_file());
+
+    // SAFETY: the handler only stores to an atomic.
+    unsafe {
+        libc::signal(libc::SIGTERM, on_sigterm as *const () as libc::sighandler_t);
+    }
+    let default_hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        restore_terminal();
+        default_hook(info);
+    }));
+    let guard = match TerminalGuard::enter() {
+        Ok(g) => g,
+        Err(e) => {
+            eprintln!("nubpf-tui: cannot set up the terminal: {e}");
+            return ExitCode::from(crate::app::run::exit::USAGE);
+        }
+    };
+    let result = event_loop(&mut app, catalogue);
+    drop(guard);
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("nubpf-tui: {e}");
+            ExitCode::from(crate::app::run::exit::KERNEL)
+        }
+    }
+}
+
+struct Driver {
+    events: Sender<Event>,
+    records: std::sync::mpsc::SyncSender<Event>,
+    compiler: Sender<(u64, String)>,
+    runtime: Option<Arc<Mutex<Runtime>>>,
+    probes: HashMap<(String, u64), Sender<worker::Stop>>,
+    /// Probe threads told to detach that have not reported back yet.
+    detaching: usize,
+    _stats: Option<std::os::fd::OwnedFd>,
+}
+
+impl Driver {
+    fn runtime(&mut self) -> Arc<Mutex<Runtime>> {
+        self.runtime
+            .get_or_insert_with(|| Arc::new(Mutex::new(Runtime::new())))
+            .clone()
+    }
+
+    fn act(&mut self, app: &mut App, action: Action) {
+        match action {
+            Action::Compile { generation, source } => {
+                let _ = self.compiler.send((generation, source));
+            }
+            Action::Attach {
+                probe,
+                generation,
+                script,
+                index,
+            } => {
+                if self._stats.is_none() {
+                    self._stats = crate::probes::runtime::enable_stats();
+                }
+                let runtime = self.runtime();
+                let stop = worker::spawn_probe(
+                    probe.clone(),
+                    generation,
+                    script,
+                    index,
+                    runtime,
+                    self.events.clone(),
+                    self.records.clone(),
+                );
+                self.probes.insert((probe, generation), stop);
+            }
+            Action::Detach { probe, generation } => {
+                if let Some(stop) = self.probes.remove(&(probe, generation))
+                    && stop.send(worker::Stop).is_ok()
+                {
+                    self.detaching += 1;
+                }
+            }
+            Action::Save(path, text) => {
+                if let Err(e) = std::fs::write(&path, text) {
+                    app.notify(format!("cannot save {}: {e}", path.display()));
+                }
+            }
+            Action::Quit => {}
+        }
+    }
+}
+
+fn event_loop(app: &mut App, catalogue: Arc<Catalogue>) -> std::io::Result<()> {
+    // A fixed viewport resized on resize events: asking the terminal for its size every frame
+    // opens /dev/tty, which a probe on `openat` would see twenty times a second.
+    let (w, h) = crossterm::terminal::size()?;
+    let mut terminal = Terminal::with_options(
+        CrosstermBackend::new(std::io::stdout()),
+        ratatui::TerminalOptions {
+            viewport: ratatui::Viewport::Fixed(ratatui::layout::Rect::new(0, 0, w, h)),
+        },
+    )?;
+    let (events_tx, events_rx) = std::sync::mpsc::channel::<Event>();
+    // Records are bounded: a flood fills this, and the probe threads count what they drop.
+    let (records_tx, records_rx) = std::sync::mpsc::sync_channel::<Event>(256);
+    let mut driver = Driver {
+        compiler: worker::spawn_compiler(catalogue, events_tx.clone()),
+        events: events_tx,
+        records: records_tx,
+        runtime: None,
+        probes: HashMap::new(),
+        detaching: 0,
+        _stats: None,
+    };
+    for a in app.start() {
+        driver.act(app, a);
+    }
+    let mut last_tick = Instant::now();
+    loop {
+        terminal.draw(|frame| render::draw(frame, app))?;
+        let deadline = Instant::now() + Duration::from_millis(50);
+        // Input first: keys never wait behind a flood of records.
+        while event::poll(deadline.saturating_duration_since(Instant::now()))? {
+            let ev = match event::read()? {
+                TermEvent::Key(k) if k.kind == crossterm::event::KeyEventKind::Press => {
+                    Event::Key(k)
+                }
+                TermEvent::Mouse(m) => Event::Mouse(m),
+                TermEvent::Resize(w, h) => {
+                    terminal.resize(ratatui::layout::Rect::new(0, 0, w, h))?;
+                    Event::Resize(w, h)
+                }
+                _ => continue,
+            };
+            for a in app.update(ev) {
+                driver.act(app, a);
+            }
+            if app.quit || Instant::now() >= deadline {
+                break;
+            }
+        }
+        if TERMINATE.load(Ordering::Relaxed) && !app.quit {
+            let ctrl_q = crossterm::event::KeyEvent::new(
+                crossterm::event::KeyCode::Char('q'),
+                crossterm::event::KeyModifiers::CONTROL,
+            );
+            for a in app.update(Event::Key(ctrl_q)) {
+                driver.act(app, a);
+            }
+        }
+        if app.quit {
+            break;
+        }
+        let budget = Instant::now() + Duration::from_millis(15);
+        while let Ok(ev) = events_rx.try_recv() {
+            if matches!(ev, Event::Detached { .. }) {
+                driver.detaching = driver.detaching.saturating_sub(1);
+            }
+            for a in app.update(ev) {
+                driver.act(app, a);
+            }
+        }
+        while Instant::now() < budget {
+            let Ok(ev) = records_rx.try_recv() else { break };
+            for a in app.update(ev) {
+                driver.act(app, a);
+            }
+        }
+        if last_tick.elapsed() >= Duration::from_millis(250) {
+            last_tick = Instant::now();
+            app.update(Event::Tick);
+        }
+    }
+    // Detach everything before leaving: each probe thread detaches and reports. (Were the
+    // process to die first, the kernel would still release the programs with their fds.)
+    for (_, stop) in driver.probes.drain() {
+        if stop.send(worker::Stop).is_ok() {
+            driver.detaching += 1;
+        }
+    }
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while driver.detaching > 0 && Instant::now() < deadline {
+        if let Ok(Event::Detached { .. }) = events_rx.recv_timeout(Duration::from_millis(100)) {
+            driver.detaching -= 1;
+        }
+        while records_rx.try_recv().is_ok() {}
+    }
+    Ok(())
+}

@@ -1,0 +1,281 @@
+//! Background work of the workbench: compiling on every edit, and one thread per attached
+//! probe that loads, attaches, reads and finally detaches it. Nothing here blocks the UI:
+//! results come back as [`Event`]s.
+
+use std::collections::VecDeque;
+use std::sync::mpsc::{Receiver, Sender, SyncSender, TryRecvError, TrySendError};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use nu_protocol::{Span as NuSpan, Value};
+
+use super::state::Event;
+use crate::app::pipeline::Pipeline;
+use crate::app::values;
+use crate::probes::catalogue::Catalogue;
+use crate::probes::front::{self, Script};
+use crate::probes::runtime::Runtime;
+
+/// Records kept for re-evaluating a probe's user-space pipeline.
+const WINDOW: usize = 10_000;
+
+/// Compiles the newest source it is sent; older requests queued behind it are skipped.
+pub fn spawn_compiler(catalogue: Arc<Catalogue>, events: Sender<Event>) -> Sender<(u64, String)> {
+    let (tx, rx) = std::sync::mpsc::channel::<(u64, String)>();
+    std::thread::spawn(move || {
+        while let Ok(mut job) = rx.recv() {
+            while let Ok(newer) = rx.try_recv() {
+                job = newer;
+            }
+            let (generation, source) = job;
+            let started = Instant::now();
+            let (script, diagnostics) = front::compile(&source, &catalogue);
+            let event = Event::Compiled {
+                generation,
+                script: script.map(Arc::new),
+                diagnostics,
+                took: started.elapsed(),
+            };
+            if events.send(event).is_err() {
+                break;
+            }
+        }
+    });
+    tx
+}
+
+/// Tells a probe thread to detach.
+pub struct Stop;
+
+/// Starts a thread that attaches probe `index` of `script` and streams what it produces.
+/// Records go through `records` (bounded: when the UI falls behind, batches are dropped and
+/// counted); everything else through `events`.
+pub fn spawn_probe(
+    probe: String,
+    generation: u64,
+    script: Arc<Script>,
+    index: usize,
+    runtime: Arc<Mutex<Runtime>>,
+    events: Sender<Event>,
+    records: SyncSender<Event>,
+) -> Sender<Stop> {
+    let (stop_tx, stop_rx) = std::sync::mpsc::channel::<Stop>();
+    std::thread::spawn(move || {
+        run_probe(
+            probe, generation, script, index, runtime, events, records, stop_rx,
+        );
+    });
+    stop_tx
+}
+
+#[allow(clippy::too_many_arguments)]
+fn run_probe(
+    probe: String,
+    generation: u64,
+    script: Arc<Script>,
+    index: usize,
+    runtime: Arc<Mutex<Runtime>>,
+    events: Sender<Event>,
+    records: SyncSender<Event>,
+    stop: Receiver<Stop>,
+) {
+    let started = Instant::now();
+    let fail = |e: String| {
+        let _ = events.send(Event::Attached {
+            probe: probe.clone(),
+            generation,
+            result: Err(e),
+            insns: 0,
+        });
+    };
+    let compiled = match script.probe_object(index) {
+        Ok(c) => c,
+        Err(d) => return fail(d.message),
+    };
+    let loaded = {
+        let mut rt = runtime.lock().unwrap_or_else(|p| p.into_inner());
+        rt.load(compiled.clone())
+    };
+    let mut module = match loaded {
+        Ok(m) => m,
+        Err(e) => return fail(e.to_string()),
+    };
+    let mut reader = module.take_events();
+    if let Err(e) = module.attach_all() {
+        return fail(e.to_string());
+    }
+    let insns = module
+        .program_stats(0)
+        .map(|s| s.xlated_insns as usize)
+        .filter(|n| *n > 0)
+        .unwrap_or(compiled.programs[0].code.insns.len());
+    let _ = events.send(Event::Attached {
+        probe: probe.clone(),
+        generation,
+        result: Ok(started.elapsed()),
+        insns,
+    });
+
+    let pipeline = script
+        .probes
+        .get(index)
+        .and_then(|p| Pipeline::prepare(&script.source, p))
+        .and_then(Result::ok);
+    let mut window: VecDeque<Value> = VecDeque::new();
+    let mut ui_dropped = 0u64;
+    let mut last_stats = Instant::now() - Duration::from_secs(1);
+    let mut last_pipeline = Instant::now();
+    let mut pipeline_dirty = false;
+    loop {
+        match stop.try_recv() {
+            Ok(Stop) | Err(TryRecvError::Disconnected) => break,
+            Err(TryRecvError::Empty) => {}
+        }
+        let mut drained = 0;
+        if let Some(r) = reader.as_mut() {
+            let mut batch: Vec<Vec<crate::probes::runtime::decode::Value>> = Vec::new();
+            let mut columns: Vec<String> = Vec::new();
+            drained = r.drain(|event| {
+                let Some(id) = event.id else { return };
+                let layout = &compiled.events[id as usize].record;
+                if pipeline.is_some() {
+                    if window.len() == WINDOW {
+                        window.pop_front();
+                    }
+                    window.push_back(values::record(layout, &event.values, NuSpan::unknown()));
+                    pipeline_dirty = true;
+                }
+                let cols: Vec<String> = layout.fields.iter().map(|f| f.name.clone()).collect();
+                if cols != columns && !batch.is_empty() {
+                    send_records(
+                        &records,
+                        &probe,
+                        generation,
+                        std::mem::take(&mut columns),
+                        std::mem::take(&mut batch),
+                        &mut ui_dropped,
+                    );
+                }
+                columns = cols;
+                batch.push(event.values);
+            });
+            if !batch.is_empty() {
+                send_records(
+                    &records,
+                    &probe,
+                    generation,
+                    columns,
+                    batch,
+                    &mut ui_dropped,
+                );
+            }
+        }
+        if last_stats.elapsed() >= Duration::from_millis(250) {
+            last_stats = Instant::now();
+            if let Ok(snapshots) = module.read_aggregations()
+                && !snapshots.is_empty()
+            {
+                let layouts = module.compiled().aggregations.clone();
+                let _ = events.send(Event::Aggregates {
+                    probe: probe.clone(),
+                    generation,
+                    snapshots: layouts.into_iter().zip(snapshots).collect(),
+                });
+            }
+            let kernel_drops: u64 = module.read_drops().unwrap_or_default().iter().sum();
+            let hits = module.program_stats(0).map_or(0, |s| s.run_count);
+            let _ = events.send(Event::Stats {
+                probe: probe.clone(),
+                generation,
+                hits,
+                drops: kernel_drops + ui_dropped,
+            });
+        }
+        if let Some(p) = &pipeline
+            && pipeline_dirty
+            && last_pipeline.elapsed() >= Duration::from_secs(1)
+        {
+            last_pipeline = Instant::now();
+            pipeline_dirty = false;
+            let input: Vec<Value> = window.iter().cloned().collect();
+            let _ = events.send(Event::PipelineResult {
+                probe: probe.clone(),
+                generation,
+                result: evaluate(p, input, script.source.len()),
+            });
+        }
+        if drained == 0 {
+            std::thread::sleep(Duration::from_millis(3));
+        }
+    }
+    // Detaching waits for a kernel grace period: it happens here, not on the UI thread.
+    module.detach_all();
+    drop(module);
+    let _ = events.send(Event::Detached { probe, generation });
+}
+
+fn send_records(
+    records: &SyncSender<Event>,
+    probe: &str,
+    generation: u64,
+    columns: Vec<String>,
+    batch: Vec<Vec<crate::probes::runtime::decode::Value>>,
+    dropped: &mut u64,
+) {
+    let n = batch.len() as u64;
+    match records.try_send(Event::Records {
+        probe: probe.to_string(),
+        generation,
+        columns,
+        records: batch,
+    }) {
+        Ok(()) => {}
+        Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => *dropped += n,
+    }
+}
+
+/// Runs a pipeline over a snapshot of records and turns the output into table rows.
+fn evaluate(
+    p: &Pipeline,
+    input: Vec<Value>,
+    script_len: usize,
+) -> Result<(Vec<String>, Vec<Vec<String>>), String> {
+    let mut out = Vec::new();
+    p.run(input.into_iter(), script_len, |v| out.push(v))
+        .map_err(|d| {
+            let help = d
+                .help
+                .first()
+                .map(|h| format!(" ({h})"))
+                .unwrap_or_default();
+            format!("{}{help}", d.message)
+        })?;
+    let config = nu_protocol::Config::default();
+    let mut columns: Vec<String> = Vec::new();
+    for v in &out {
+        if let Value::Record { val, .. } = v {
+            for k in val.columns() {
+                if !columns.iter().any(|c| c == k) {
+                    columns.push(k.clone());
+                }
+            }
+        }
+    }
+    if columns.is_empty() {
+        columns.push("value".into());
+    }
+    let rows = out
+        .iter()
+        .map(|v| match v {
+            Value::Record { val, .. } => columns
+                .iter()
+                .map(|c| {
+                    val.get(c)
+                        .map_or(String::new(), |x| x.to_expanded_string(", ", &config))
+                })
+                .collect(),
+            other => vec![other.to_expanded_string(", ", &config)],
+        })
+        .collect();
+    Ok((columns, rows))
+}

@@ -1,0 +1,336 @@
+//! Workbench screens with ratatui's `TestBackend` at fixed sizes (insta snapshots), driven by
+//! scripted events instead of the kernel, plus completion candidates of the editor.
+//! Update snapshots with `INSTA_UPDATE=always cargo test --test tui`.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+use nubpf_tui::app::workbench::render;
+use nubpf_tui::app::workbench::state::{Action, App, Event, Status};
+use nubpf_tui::app::workbench::{NuHighlighter, ProbeCompleter};
+use nubpf_tui::editor::{Editor, Keymap};
+use nubpf_tui::probes::catalogue::Catalogue;
+use nubpf_tui::probes::front;
+use nubpf_tui::probes::front::complete::complete;
+use nubpf_tui::probes::runtime::decode::Value;
+use nubpf_tui::probes::runtime::maps::{AggEntry, AggSnapshot, Merged};
+use ratatui::Terminal;
+use ratatui::backend::TestBackend;
+use ratatui::style::Modifier;
+
+fn catalogue() -> Arc<Catalogue> {
+    static CATALOGUE: std::sync::OnceLock<Arc<Catalogue>> = std::sync::OnceLock::new();
+    CATALOGUE
+        .get_or_init(|| Arc::new(Catalogue::system()))
+        .clone()
+}
+
+fn app(text: &str) -> App {
+    let mut editor = Editor::new(Keymap::Emacs, None)
+        .with_highlighter(Box::new(NuHighlighter))
+        .with_completer(Box::new(ProbeCompleter(catalogue())));
+    editor.set_text(text);
+    App::new(
+        editor,
+        Some("probes.nu".into()),
+        Status {
+            privileges: None,
+            kernel: "6.18-test".into(),
+        },
+    )
+}
+
+/// Compiles the editor's text synchronously, as the background compiler would.
+fn compile(app: &mut App) {
+    let actions = app.start();
+    let Some(Action::Compile { generation, source }) = actions.into_iter().next() else {
+        panic!("no compile action");
+    };
+    let (script, diagnostics) = front::compile(&source, &catalogue());
+    app.update(Event::Compiled {
+        generation,
+        script: script.map(Arc::new),
+        diagnostics,
+        took: Duration::from_micros(420),
+    });
+}
+
+fn screen(app: &mut App, w: u16, h: u16) -> Terminal<TestBackend> {
+    let mut terminal = Terminal::new(TestBackend::new(w, h)).unwrap();
+    terminal.draw(|f| render::draw(f, app)).unwrap();
+    terminal
+}
+
+fn key(code: KeyCode) -> Event {
+    Event::Key(KeyEvent::new(code, KeyModifiers::NONE))
+}
+
+/// Attaches probe 0 as the driver would report it.
+fn attach(app: &mut App) -> (String, u64) {
+    let actions = app.update(key(KeyCode::F(5)));
+    let Some(Action::Attach {
+        probe, generation, ..
+    }) = actions
+        .into_iter()
+        .find(|a| matches!(a, Action::Attach { .. }))
+    else {
+        panic!("F5 did not attach");
+    };
+    app.update(Event::Attached {
+        probe: probe.clone(),
+        generation,
+        result: Ok(Duration::from_micros(1500)),
+        insns: 42,
+    });
+    (probe, generation)
+}
+
+const OPENAT: &str = r#"bpf_kprobe "do_sys_open" {|ctx| emit {pid: $ctx.pid, comm: $ctx.comm, file: $ctx.filename} }"#;
+
+#[test]
+fn start_screen() {
+    let mut a = app("");
+    compile(&mut a);
+    insta::assert_snapshot!(screen(&mut a, 120, 32).backend());
+}
+
+#[test]
+fn compile_error_is_underlined_and_explained() {
+    let mut a = app(r#"bpf_kprobe "do_sys_open" {|ctx| emit $ctx.filenam }"#);
+    compile(&mut a);
+    let t = screen(&mut a, 120, 32);
+    // The unknown field is underlined in the editor: `filenam` starts at column 1 + 4 (gutter)
+    // + its offset in the line.
+    let offset = 42u16;
+    let (x, y) = (1 + 4 + offset, 2);
+    let cell = &t.backend().buffer()[(x, y)];
+    assert_eq!(cell.symbol(), "f");
+    assert!(cell.modifier.contains(Modifier::UNDERLINED), "{cell:?}");
+    insta::assert_snapshot!(t.backend());
+}
+
+#[test]
+fn attached_probe_streams_rows() {
+    let mut a = app(OPENAT);
+    compile(&mut a);
+    let (probe, generation) = attach(&mut a);
+    let columns = vec!["pid".to_string(), "comm".into(), "file".into()];
+    for i in 0..30u64 {
+        a.update(Event::Records {
+            probe: probe.clone(),
+            generation,
+            columns: columns.clone(),
+            records: vec![vec![
+                Value::UInt(1000 + i % 3),
+                Value::Str(["bash", "cat", "systemd-journal"][(i % 3) as usize].into()),
+                Value::Str(format!("/etc/file-{i}.conf")),
+            ]],
+        });
+    }
+    a.update(Event::Stats {
+        probe,
+        generation,
+        hits: 30,
+        drops: 0,
+    });
+    insta::assert_snapshot!(screen(&mut a, 120, 32).backend());
+}
+
+fn histogram_app() -> App {
+    let mut a = app(r#"bpf_kretprobe "vfs_read" {|ctx| hist $ctx.retval }"#);
+    compile(&mut a);
+    let layout = a.script.as_ref().unwrap().compiled.aggregations[0].clone();
+    let (probe, generation) = attach(&mut a);
+    let entries = [(1u64, 3u64), (2, 10), (3, 25), (4, 60), (5, 12), (8, 2)]
+        .into_iter()
+        .map(|(b, c)| AggEntry {
+            key: vec![],
+            bucket: Some(b),
+            value: Merged::Count(c),
+        })
+        .collect();
+    a.update(Event::Aggregates {
+        probe,
+        generation,
+        snapshots: vec![(
+            layout,
+            AggSnapshot {
+                name: "hist_retval".into(),
+                kind: nubpf_ebpf::ir::AggKind::Hist,
+                entries,
+            },
+        )],
+    });
+    a
+}
+
+#[test]
+fn histogram_tab() {
+    let mut a = histogram_app();
+    insta::assert_snapshot!(screen(&mut a, 120, 32).backend());
+}
+
+#[test]
+fn keyed_aggregations_sorted_by_value() {
+    let mut a = app(r#"bpf_kprobe "vfs_read" {|ctx| count --by $ctx.comm }"#);
+    compile(&mut a);
+    let layout = a.script.as_ref().unwrap().compiled.aggregations[0].clone();
+    let (probe, generation) = attach(&mut a);
+    let entries = [("bash", 5u64), ("cat", 50), ("sshd", 12)]
+        .into_iter()
+        .map(|(k, c)| AggEntry {
+            key: vec![Value::Str(k.into())],
+            bucket: None,
+            value: Merged::Count(c),
+        })
+        .collect();
+    a.update(Event::Aggregates {
+        probe,
+        generation,
+        snapshots: vec![(
+            layout,
+            AggSnapshot {
+                name: "count".into(),
+                kind: nubpf_ebpf::ir::AggKind::Count,
+                entries,
+            },
+        )],
+    });
+    let t = screen(&mut a, 100, 30);
+    let text = format!("{:?}", t.backend());
+    let (cat, sshd, bash) = (
+        text.find("cat ").unwrap(),
+        text.find("sshd").unwrap(),
+        text.find("bash").unwrap(),
+    );
+    assert!(cat < sshd && sshd < bash, "largest first");
+}
+
+#[test]
+fn pipeline_tab() {
+    let mut a = app(
+        r#"bpf_kprobe "vfs_read" {|ctx| emit($ctx.pid) } | where pid > 1000 | group-by pid --to-table | each {|g| {pid: $g.pid, count: ($g.items | length)}}"#,
+    );
+    compile(&mut a);
+    let (probe, generation) = attach(&mut a);
+    a.update(Event::PipelineResult {
+        probe,
+        generation,
+        result: Ok((
+            vec!["pid".into(), "count".into()],
+            vec![
+                vec!["1234".into(), "17".into()],
+                vec!["4321".into(), "3".into()],
+            ],
+        )),
+    });
+    // Records tab first, then the pipeline tab.
+    a.update(key(KeyCode::F(4)));
+    a.update(key(KeyCode::Right));
+    insta::assert_snapshot!(screen(&mut a, 120, 32).backend());
+}
+
+#[test]
+fn help_overlay() {
+    let mut a = app(OPENAT);
+    compile(&mut a);
+    a.update(key(KeyCode::F(1)));
+    insta::assert_snapshot!(screen(&mut a, 100, 30).backend());
+}
+
+#[test]
+fn small_terminal_80x24() {
+    let mut a = histogram_app();
+    insta::assert_snapshot!(screen(&mut a, 80, 24).backend());
+}
+
+#[test]
+fn typing_recompiles_and_reports() {
+    let mut a = app("");
+    let actions = a.update(Event::Key(KeyEvent::new(
+        KeyCode::Char('b'),
+        KeyModifiers::NONE,
+    )));
+    assert!(matches!(actions.as_slice(), [Action::Compile { source, .. }] if source == "b"));
+}
+
+#[test]
+fn without_privileges_attaching_says_what_is_missing() {
+    let mut editor = Editor::new(Keymap::Emacs, None);
+    editor.set_text(OPENAT);
+    let mut a = App::new(
+        editor,
+        None,
+        Status {
+            privileges: Some("loading probes needs root or CAP_BPF and CAP_PERFMON".into()),
+            kernel: "test".into(),
+        },
+    );
+    compile(&mut a);
+    let actions = a.update(key(KeyCode::F(5)));
+    assert!(actions.is_empty());
+    assert!(a.notice.as_ref().unwrap().0.contains("CAP_BPF"));
+}
+
+fn names(text: &str) -> Vec<String> {
+    let cursor = text.find('‸').expect("cursor marker");
+    let text = text.replace('‸', "");
+    complete(&text, cursor, &catalogue())
+        .into_iter()
+        .map(|c| c.value)
+        .collect()
+}
+
+#[test]
+fn completes_tracepoint_fields_after_ctx() {
+    if !nubpf_tui_test_tracefs() {
+        return;
+    }
+    let got = names(r#"bpf_tracepoint "syscalls:sys_enter_openat" {|e| emit $e.‸ }"#);
+    for field in ["filename", "flags", "mode", "dfd", "pid", "comm"] {
+        assert!(
+            got.iter().any(|g| g == field),
+            "{field} missing from {got:?}"
+        );
+    }
+    let got = names(r#"bpf_tracepoint "syscalls:sys_enter_openat" {|e| emit $e.fil‸ }"#);
+    assert_eq!(got, ["filename"]);
+}
+
+#[test]
+fn completes_kprobe_parameters_and_struct_members() {
+    let got = names(r#"bpf_kprobe "do_sys_open" {|ctx| emit $ctx.‸ }"#);
+    for field in ["dfd", "filename", "flags", "mode", "arg0", "pid"] {
+        assert!(
+            got.iter().any(|g| g == field),
+            "{field} missing from {got:?}"
+        );
+    }
+    let got = names(r#"bpf_kprobe "vfs_read" {|ctx| emit $ctx.file.f_fl‸ }"#);
+    assert_eq!(got, ["f_flags"]);
+}
+
+#[test]
+fn completes_targets_and_commands() {
+    let got = names(r#"bpf_kprobe "do_sys_ope‸"#);
+    assert!(got.iter().any(|g| g == "do_sys_open"), "{got:?}");
+    let got = names("bpf_kpr‸");
+    assert!(got.iter().any(|g| g == "bpf_kprobe"), "{got:?}");
+    let got = names(r#"bpf_kprobe "vfs_read" {|ctx| cou‸ }"#);
+    assert_eq!(got, ["count"]);
+    let got = names(r#"bpf_uprobe "/bin/bash" "readl‸"#);
+    assert!(got.iter().any(|g| g == "readline"), "{got:?}");
+}
+
+/// Tracepoint formats need a readable tracefs (root here).
+fn nubpf_tui_test_tracefs() -> bool {
+    if std::path::Path::new("/sys/kernel/tracing/events/syscalls").is_dir() {
+        return true;
+    }
+    if std::env::var("NUBPF_REQUIRE_PRIVILEGED").as_deref() == Ok("1") {
+        panic!("tracefs is not readable");
+    }
+    eprintln!("skipping: tracefs is not readable (needs root)");
+    false
+}
