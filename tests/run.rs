@@ -4,12 +4,11 @@
 
 mod common;
 
-use std::collections::BTreeSet;
 use std::io::Read;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{privileged, testee, unique_prefix};
+use common::{our_programs, privileged, testee, unique_prefix};
 
 /// Tests that compare the kernel's program list must not overlap with other runs; every
 /// test here takes this lock so they run one at a time.
@@ -64,19 +63,6 @@ fn started_pid(out: &Output) -> u32 {
         .lines()
         .find_map(|l| l.split("(pid ").nth(1)?.strip_suffix(')')?.parse().ok())
         .unwrap_or_else(|| panic!("no started pid in:\n{stderr}"))
-}
-
-/// Our programs currently loaded in the kernel (names start with `p<digit>_`).
-fn our_programs() -> BTreeSet<u32> {
-    aya::programs::loaded_programs()
-        .flatten()
-        .filter(|p| {
-            p.name_as_str().is_some_and(|n| {
-                n.starts_with('p') && n[1..].starts_with(|c: char| c.is_ascii_digit())
-            })
-        })
-        .map(|p| p.id())
-        .collect()
 }
 
 fn json_objects(out: &Output) -> Vec<serde_json_lite::Object> {

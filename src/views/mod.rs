@@ -102,6 +102,8 @@ pub struct Screen<'a> {
     pub probes: Vec<ProbeRow>,
     pub selected_probe: usize,
     pub diagnostics: Vec<DiagLine>,
+    /// A compile of the current text is running.
+    pub compiling: bool,
     pub tabs: Vec<String>,
     pub tab: usize,
     pub output: Output<'a>,

@@ -111,3 +111,16 @@ pub fn builtin(b: Builtin) -> Expr {
     };
     Expr::new(ExprKind::Builtin(b), ty, sp(1, 2))
 }
+
+/// Our programs currently loaded in the kernel (names start with `p<digit>_`).
+pub fn our_programs() -> std::collections::BTreeSet<u32> {
+    aya::programs::loaded_programs()
+        .flatten()
+        .filter(|p| {
+            p.name_as_str().is_some_and(|n| {
+                n.starts_with('p') && n[1..].starts_with(|c: char| c.is_ascii_digit())
+            })
+        })
+        .map(|p| p.id())
+        .collect()
+}

@@ -165,6 +165,7 @@ pub fn draw(frame: &mut Frame, app: &mut App) {
         probes,
         selected_probe: app.selected_probe,
         diagnostics,
+        compiling: app.compiling,
         tabs: tabs.iter().map(|t| t.title.clone()).collect(),
         tab: app.tab,
         output,

@@ -210,6 +210,12 @@ pub struct Regions {
     pub tabs: Rect,
 }
 
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum PendingAttach {
+    AtCursor,
+    All,
+}
+
 /// Facts shown in the status bar.
 #[derive(Clone, Debug, Default)]
 pub struct Status {
@@ -239,6 +245,8 @@ pub struct App {
     pub notice: Option<(String, Instant)>,
     pub regions: Regions,
     pub quit: bool,
+    /// F5 / F6 pressed while a compile was running: attach when it is done.
+    pending_attach: Option<PendingAttach>,
     next_generation: u64,
     last_rate: Instant,
     last_totals: Vec<u64>,
@@ -270,6 +278,7 @@ impl App {
             notice: None,
             regions: Regions::default(),
             quit: false,
+            pending_attach: None,
             next_generation: 1,
             last_rate: Instant::now(),
             last_totals: Vec::new(),
@@ -409,6 +418,35 @@ impl App {
         actions
     }
 
+    /// F5 / F6: attach now, or once the running compile of the latest text is done.
+    fn attach_requested(&mut self, what: PendingAttach) -> Vec<Action> {
+        if self.compiling {
+            self.pending_attach = Some(what);
+            self.notify("attaching once the compile finishes…");
+            return vec![];
+        }
+        match what {
+            PendingAttach::AtCursor => match self.probe_at_cursor() {
+                Some(i) => self.attach(i),
+                None if self.script.is_none() => {
+                    self.notify("fix the errors first: the script does not compile");
+                    vec![]
+                }
+                None => {
+                    self.notify("no probe under the cursor");
+                    vec![]
+                }
+            },
+            PendingAttach::All => {
+                let n = self.script.as_ref().map_or(0, |s| s.probes.len());
+                if n == 0 {
+                    self.notify("nothing to attach: the script does not compile");
+                }
+                (0..n).flat_map(|i| self.attach(i)).collect()
+            }
+        }
+    }
+
     fn select_tab_of(&mut self, probe: usize) {
         if let Some(t) = self.tabs().iter().position(|t| t.probe == probe) {
             self.tab = t;
@@ -460,6 +498,9 @@ impl App {
                     );
                     self.diagnostics = diagnostics;
                     self.script = script;
+                    if let Some(pending) = self.pending_attach.take() {
+                        return self.attach_requested(pending);
+                    }
                 }
                 vec![]
             }
@@ -625,20 +666,8 @@ impl App {
                 self.focus = Focus::Output;
                 Some(vec![])
             }
-            KeyCode::F(5) => Some(match self.probe_at_cursor() {
-                Some(i) => self.attach(i),
-                None => {
-                    self.notify("no probe under the cursor");
-                    vec![]
-                }
-            }),
-            KeyCode::F(6) => {
-                let n = self.script.as_ref().map_or(0, |s| s.probes.len());
-                if n == 0 {
-                    self.notify("nothing to attach: the script does not compile");
-                }
-                Some((0..n).flat_map(|i| self.attach(i)).collect())
-            }
+            KeyCode::F(5) => Some(self.attach_requested(PendingAttach::AtCursor)),
+            KeyCode::F(6) => Some(self.attach_requested(PendingAttach::All)),
             KeyCode::F(7) => {
                 let name = match self.focus {
                     Focus::Probes => self.probes.get(self.selected_probe).map(|p| p.name.clone()),
