@@ -10,6 +10,9 @@ use clap::{Parser, Subcommand, ValueEnum};
 use nubpf_tui::app::list::{self, ListWhat};
 use nubpf_tui::app::output::Format;
 use nubpf_tui::app::run::{self, RunOptions, exit, read_source};
+use nubpf_tui::app::session::export::{self, TableFormat};
+use nubpf_tui::app::session::replay::{self, ReplayOptions};
+use nubpf_tui::app::session::{Recording, plot};
 use nubpf_tui::probes::catalogue::Catalogue;
 use nubpf_tui::probes::front::{self, diagnostic};
 use nubpf_tui::probes::runtime::features::Features;
@@ -91,6 +94,49 @@ enum Command {
         /// Also print the aggregations this often, e.g. `1sec`.
         #[arg(long, value_parser = parse_duration)]
         interval: Option<Duration>,
+        /// Record every record, aggregation snapshot and loss into this new SQLite file
+        /// (mode 0600, owned by the user who ran sudo).
+        #[arg(long, value_name = "FILE")]
+        record: Option<PathBuf>,
+    },
+    /// Play a recording back through its pipelines, without root.
+    Replay {
+        /// The recording (`run --record`).
+        file: PathBuf,
+        /// Output format.
+        #[arg(long, value_enum, default_value = "table")]
+        format: Format,
+        /// Play at recorded speed times N (default: as fast as possible).
+        #[arg(long)]
+        speed: Option<f64>,
+    },
+    /// Export a recording: its probes as a `.nu` script, or one probe's records as a table.
+    Export {
+        /// The recording.
+        file: PathBuf,
+        /// The new file to write.
+        #[arg(short = 'o', long = "output")]
+        output: PathBuf,
+        /// Export this probe's records instead of the script.
+        #[arg(long)]
+        probe: Option<String>,
+        /// Table format for `--probe`.
+        #[arg(long, value_enum, default_value = "csv")]
+        format: TableFormat,
+    },
+    /// Plot a recorded histogram, or a probe's events per second, as SVG or PNG.
+    Plot {
+        /// The recording.
+        file: PathBuf,
+        /// The probe to plot.
+        #[arg(long)]
+        probe: String,
+        /// Which histogram, when the probe has several.
+        #[arg(long)]
+        aggregation: Option<String>,
+        /// The new file: `.svg` or `.png`.
+        #[arg(short = 'o', long = "output")]
+        output: PathBuf,
     },
     /// List what can be probed: tracepoints, kernel functions, or a binary's functions.
     List {
@@ -179,6 +225,7 @@ fn main() -> ExitCode {
             command,
             pid,
             interval,
+            record,
         }) => {
             let (source_name, source) = match read_source(file.as_deref(), source) {
                 Ok(s) => s,
@@ -196,8 +243,32 @@ fn main() -> ExitCode {
                 command,
                 pid,
                 interval,
+                record,
             })
         }
+        Some(Command::Replay {
+            file,
+            format,
+            speed,
+        }) => {
+            if speed.is_some_and(|s| !(s > 0.0 && s.is_finite())) {
+                eprintln!("nubpf-tui replay: --speed must be a positive number");
+                return ExitCode::from(exit::USAGE);
+            }
+            replay::replay(&file, ReplayOptions { format, speed })
+        }
+        Some(Command::Export {
+            file,
+            output,
+            probe,
+            format,
+        }) => export_command(&file, &output, probe.as_deref(), format),
+        Some(Command::Plot {
+            file,
+            probe,
+            aggregation,
+            output,
+        }) => plot_command(&file, &probe, aggregation.as_deref(), &output),
         Some(Command::List { what }) => list_command(what),
         Some(Command::Info) => info(),
         None => nubpf_tui::app::workbench::run(
@@ -249,6 +320,51 @@ fn check(file: Option<PathBuf>, source: Option<String>, dump: Option<Dump>) -> E
         eprintln!("ok: {} on {}{note}", p.name, p.attach.describe());
     }
     ExitCode::SUCCESS
+}
+
+fn export_command(
+    file: &std::path::Path,
+    output: &std::path::Path,
+    probe: Option<&str>,
+    format: TableFormat,
+) -> ExitCode {
+    let result = Recording::open(file).and_then(|rec| match probe {
+        None => export::export_script(&rec, output),
+        Some(p) => export::table_text(&rec, p, format)
+            .and_then(|bytes| nubpf_tui::app::session::files::write_private(output, &bytes)),
+    });
+    match result {
+        Ok(()) => {
+            eprintln!("nubpf-tui: wrote {}", output.display());
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("nubpf-tui export: {e}");
+            ExitCode::from(exit::SCRIPT)
+        }
+    }
+}
+
+fn plot_command(
+    file: &std::path::Path,
+    probe: &str,
+    aggregation: Option<&str>,
+    output: &std::path::Path,
+) -> ExitCode {
+    let result = Recording::open(file)
+        .map_err(|e| e.to_string())
+        .and_then(|rec| plot::data(&rec, probe, aggregation).map_err(|e| e.to_string()))
+        .and_then(|data| plot::write(&data, output));
+    match result {
+        Ok(()) => {
+            eprintln!("nubpf-tui: wrote {}", output.display());
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("nubpf-tui plot: {e}");
+            ExitCode::from(exit::SCRIPT)
+        }
+    }
 }
 
 fn list_command(what: ListCommand) -> ExitCode {

@@ -334,3 +334,38 @@ fn nubpf_tui_test_tracefs() -> bool {
     eprintln!("skipping: tracefs is not readable (needs root)");
     false
 }
+
+#[test]
+fn verifier_rejection_after_attach_is_shown_on_its_span() {
+    let mut a = app(OPENAT);
+    compile(&mut a);
+    let actions = a.update(key(KeyCode::F(5)));
+    let Some(Action::Attach {
+        probe, generation, ..
+    }) = actions
+        .into_iter()
+        .find(|a| matches!(a, Action::Attach { .. }))
+    else {
+        panic!("F5 did not attach");
+    };
+    let span = nubpf_ebpf::Span::new(37, 44);
+    a.update(Event::Attached {
+        probe,
+        generation,
+        result: Err(nubpf_tui::app::workbench::state::AttachFailure {
+            message: "the verifier rejected it: invalid mem access".into(),
+            span: Some(span),
+        }),
+        insns: 0,
+    });
+    let d = a
+        .diagnostics
+        .iter()
+        .find(|d| d.code == "nubpf::verifier")
+        .expect("diagnostic");
+    assert_eq!(d.span, span);
+    let t = screen(&mut a, 120, 32);
+    let cell = &t.backend().buffer()[(1 + 4 + 37, 2)];
+    assert!(cell.modifier.contains(Modifier::UNDERLINED), "{cell:?}");
+    assert!(format!("{:?}", t.backend()).contains("invalid mem access"));
+}

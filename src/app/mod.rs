@@ -8,5 +8,6 @@ pub mod output;
 pub mod pipeline;
 pub mod privileges;
 pub mod run;
+pub mod session;
 pub mod values;
 pub mod workbench;

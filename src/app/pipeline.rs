@@ -48,10 +48,12 @@ impl Pipeline {
     /// Parses probe `probe`'s pipeline from `source`; `None` when the probe has none.
     pub fn prepare(source: &str, probe: &ScriptProbe) -> Option<Result<Pipeline, Diagnostic>> {
         let (text, span) = probe.pipeline.clone()?;
-        Some(Self::parse(source, &text, span))
+        Some(Self::from_text(source, &text, span))
     }
 
-    fn parse(source: &str, text: &str, span: Span) -> Result<Pipeline, Diagnostic> {
+    /// Parses the pipeline `text` found at `span` of `source` (a replay knows both from the
+    /// recording).
+    pub fn from_text(source: &str, text: &str, span: Span) -> Result<Pipeline, Diagnostic> {
         let mut engine = engine_state().clone();
         let interrupt = Arc::new(AtomicBool::new(false));
         engine.set_signals(Signals::new(interrupt.clone()));

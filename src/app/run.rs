@@ -22,6 +22,7 @@ use tokio::signal::unix::{SignalKind, signal};
 
 use super::output::{self, Format, TableRenderer};
 use super::pipeline::{ChannelInput, Pipeline};
+use super::session::record::{Item, Recorder};
 use super::values;
 use crate::probes::catalogue::Catalogue;
 use crate::probes::front::{self, Diagnostic, Script, diagnostic};
@@ -53,6 +54,8 @@ pub struct RunOptions {
     pub command: Option<String>,
     pub pid: Option<u32>,
     pub interval: Option<Duration>,
+    /// Record the session into this new SQLite file.
+    pub record: Option<PathBuf>,
 }
 
 /// Why a run stopped.
@@ -287,6 +290,14 @@ fn start(opts: RunOptions, script: Script) -> ExitCode {
             }
         }
 
+        let recorder = match &opts.record {
+            Some(path) => match Recorder::create(path, &script, &Features::detect().release) {
+                Ok(r) => Some(Arc::new(r)),
+                Err(e) => return fail(exit::USAGE, e),
+            },
+            None => None,
+        };
+
         let child = match &opts.command {
             Some(cmd) => match BlockedChild::spawn(cmd) {
                 Ok(c) => Some(c),
@@ -308,7 +319,14 @@ fn start(opts: RunOptions, script: Script) -> ExitCode {
             if script.probes.len() == 1 { "" } else { "s" },
             attach_started.elapsed()
         );
-        drive(opts, script, module, reader, pipelines, child, signals).await
+        let started = Started {
+            module,
+            reader,
+            pipelines,
+            child,
+            recorder,
+        };
+        drive(opts, script, started, signals).await
     });
     rt.shutdown_timeout(Duration::from_millis(100));
     result
@@ -330,16 +348,24 @@ async fn next_signal(s: &mut Option<tokio::signal::unix::Signal>) {
     }
 }
 
-/// Runs the session's async part: everything after attaching.
-async fn drive(
-    opts: RunOptions,
-    script: Script,
-    mut module: LoadedModule,
+/// What exists once the probes are attached.
+struct Started {
+    module: LoadedModule,
     reader: Option<crate::probes::runtime::EventReader>,
     pipelines: Vec<Option<Pipeline>>,
     child: Option<BlockedChild>,
-    signals: Signals,
-) -> ExitCode {
+    recorder: Option<Arc<Recorder>>,
+}
+
+/// Runs the session's async part: everything after attaching.
+async fn drive(opts: RunOptions, script: Script, started: Started, signals: Signals) -> ExitCode {
+    let Started {
+        mut module,
+        reader,
+        pipelines,
+        child,
+        recorder,
+    } = started;
     let Signals {
         int: mut sigint,
         term: mut sigterm,
@@ -410,6 +436,7 @@ async fn drive(
         let limit = opts.count;
         let has_aggregations = !compiled.aggregations.is_empty();
         let compiled = compiled.clone();
+        let recorder = recorder.clone();
         std::thread::spawn(move || {
             let Some(mut reader) = reader else {
                 return;
@@ -425,6 +452,14 @@ async fn drive(
                     };
                     if limit.is_some_and(|l| delivered.load(Ordering::Relaxed) >= l) {
                         return;
+                    }
+                    if let Some(r) = &recorder {
+                        r.write(Item::Record {
+                            probe,
+                            event: id,
+                            ts: r.now(),
+                            values: event.values.clone(),
+                        });
                     }
                     let layout = &compiled.events[id as usize].record;
                     let delivered_now = match &mut sinks[probe] {
@@ -503,6 +538,7 @@ async fn drive(
     };
     let mut last_interval = Instant::now();
     let mut reported_drops = vec![0u64; script.probes.len()];
+    let mut last_snapshot = Instant::now();
     let reason = loop {
         let child_wait = async {
             match child_exit.as_mut() {
@@ -531,7 +567,13 @@ async fn drive(
                 if let Ok(mut o) = output.lock() {
                     o.flush();
                 }
-                report_drops(&module, &script, &mut reported_drops);
+                report_drops(&module, &script, &mut reported_drops, recorder.as_deref());
+                if let Some(r) = &recorder
+                    && last_snapshot.elapsed() >= Duration::from_secs(1)
+                {
+                    last_snapshot = Instant::now();
+                    record_aggregates(&module, r);
+                }
                 if let Some(every) = opts.interval
                     && last_interval.elapsed() >= every
                 {
@@ -566,9 +608,23 @@ async fn drive(
         o.flush();
     }
     print_aggregations(&module, &output, opts.format);
-    report_drops(&module, &script, &mut reported_drops);
+    report_drops(&module, &script, &mut reported_drops, recorder.as_deref());
     summary(&script, &per_probe, &module);
+    if let Some(r) = &recorder {
+        record_aggregates(&module, r);
+    }
     drop(module);
+    if let Some(r) = recorder.and_then(|r| Arc::try_unwrap(r).ok()) {
+        match r.finish() {
+            Ok(n) => eprintln!(
+                "nubpf-tui: recorded {n} records to {}",
+                opts.record
+                    .as_ref()
+                    .map_or(String::new(), |p| p.display().to_string())
+            ),
+            Err(e) => eprintln!("nubpf-tui: the recording is incomplete: {e}"),
+        }
+    }
     if pipeline_failed.load(Ordering::Relaxed) {
         ExitCode::from(exit::SCRIPT)
     } else {
@@ -594,7 +650,35 @@ fn print_aggregations(module: &LoadedModule, output: &Mutex<Output>, format: For
 }
 
 /// Reports new ring-buffer losses on stderr.
-fn report_drops(module: &LoadedModule, script: &Script, reported: &mut [u64]) {
+/// Writes the current aggregation values of every probe to the recording.
+fn record_aggregates(module: &LoadedModule, recorder: &Recorder) {
+    let Ok(snapshots) = module.read_aggregations() else {
+        return;
+    };
+    let layouts = &module.compiled().aggregations;
+    let at = recorder.now();
+    let probes: std::collections::BTreeSet<usize> = layouts.iter().map(|l| l.probe).collect();
+    for probe in probes {
+        let mine = layouts
+            .iter()
+            .zip(&snapshots)
+            .filter(|(l, _)| l.probe == probe)
+            .map(|(_, s)| s.clone())
+            .collect();
+        recorder.write(Item::Aggregates {
+            at,
+            probe,
+            snapshots: mine,
+        });
+    }
+}
+
+fn report_drops(
+    module: &LoadedModule,
+    script: &Script,
+    reported: &mut [u64],
+    recorder: Option<&Recorder>,
+) {
     let Ok(drops) = module.read_drops() else {
         return;
     };
@@ -606,6 +690,13 @@ fn report_drops(module: &LoadedModule, script: &Script, reported: &mut [u64]) {
                 now - *before,
                 now
             );
+            if let Some(r) = recorder {
+                r.write(Item::Lost {
+                    at: r.now(),
+                    probe: i,
+                    lost: now - *before,
+                });
+            }
             *before = *now;
         }
     }

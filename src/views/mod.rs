@@ -364,6 +364,18 @@ fn probes_panel(s: &Screen, area: Rect, buf: &mut Buffer) {
         );
         buf.set_string(inner.x, y, truncate(&line, inner.width), style);
     }
+    // The selected probe's target, on the panel's last line.
+    if let Some(p) = s.probes.get(s.selected_probe)
+        && inner.height > s.probes.len() as u16 + 1
+    {
+        let text = format!("▸ {} on {}", p.kind, p.target);
+        buf.set_string(
+            inner.x,
+            inner.bottom() - 1,
+            truncate(&text, inner.width),
+            Style::default().fg(Color::DarkGray),
+        );
+    }
 }
 
 fn truncate(s: &str, width: u16) -> String {

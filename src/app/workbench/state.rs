@@ -147,7 +147,7 @@ pub enum Event {
     Attached {
         probe: String,
         generation: u64,
-        result: Result<Duration, String>,
+        result: Result<Duration, AttachFailure>,
         insns: usize,
     },
     Detached {
@@ -178,6 +178,22 @@ pub enum Event {
     },
     /// A message for the user.
     Notice(String),
+}
+
+/// Why a probe did not attach; a verifier rejection carries the source span it maps to.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AttachFailure {
+    pub message: String,
+    pub span: Option<nubpf_ebpf::Span>,
+}
+
+impl From<String> for AttachFailure {
+    fn from(message: String) -> Self {
+        AttachFailure {
+            message,
+            span: None,
+        }
+    }
 }
 
 /// Work for the driver.
@@ -518,8 +534,22 @@ impl App {
                             p.insns = insns;
                         }
                         Err(e) => {
-                            p.state = ProbeState::Error(e.clone());
-                            self.notify(format!("{probe}: {e}"));
+                            p.state = ProbeState::Error(e.message.clone());
+                            self.notify(format!("{probe}: {}", e.message));
+                            // A verifier rejection goes on the text that produced it.
+                            if let Some(span) = e.span {
+                                self.diagnostics.push(
+                                    Diagnostic::error("verifier", format!("{probe}: {}", e.message), span)
+                                        .with_help("the kernel verifier rejected this code; `nubpf-tui check --dump asm` shows the program"),
+                                );
+                                let marks = self
+                                    .diagnostics
+                                    .iter()
+                                    .filter(|d| d.is_error())
+                                    .map(|d| d.span.start as usize..d.span.end as usize)
+                                    .collect();
+                                self.editor.set_marks(marks);
+                            }
                         }
                     }
                 }

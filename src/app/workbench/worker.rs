@@ -9,12 +9,12 @@ use std::time::{Duration, Instant};
 
 use nu_protocol::{Span as NuSpan, Value};
 
-use super::state::Event;
+use super::state::{AttachFailure, Event};
 use crate::app::pipeline::Pipeline;
 use crate::app::values;
 use crate::probes::catalogue::Catalogue;
 use crate::probes::front::{self, Script};
-use crate::probes::runtime::Runtime;
+use crate::probes::runtime::{LoadError, Runtime};
 
 /// Records kept for re-evaluating a probe's user-space pipeline.
 const WINDOW: usize = 10_000;
@@ -80,7 +80,7 @@ fn run_probe(
     stop: Receiver<Stop>,
 ) {
     let started = Instant::now();
-    let fail = |e: String| {
+    let fail = |e: AttachFailure| {
         let _ = events.send(Event::Attached {
             probe: probe.clone(),
             generation,
@@ -90,7 +90,7 @@ fn run_probe(
     };
     let compiled = match script.probe_object(index) {
         Ok(c) => c,
-        Err(d) => return fail(d.message),
+        Err(d) => return fail(d.message.into()),
     };
     let loaded = {
         let mut rt = runtime.lock().unwrap_or_else(|p| p.into_inner());
@@ -98,11 +98,17 @@ fn run_probe(
     };
     let mut module = match loaded {
         Ok(m) => m,
-        Err(e) => return fail(e.to_string()),
+        Err(LoadError::Verifier(r)) => {
+            return fail(AttachFailure {
+                message: format!("the verifier rejected it: {}", r.message),
+                span: r.span,
+            });
+        }
+        Err(e) => return fail(e.to_string().into()),
     };
     let mut reader = module.take_events();
     if let Err(e) = module.attach_all() {
-        return fail(e.to_string());
+        return fail(e.to_string().into());
     }
     let insns = module
         .program_stats(0)

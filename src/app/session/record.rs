@@ -1,0 +1,348 @@
+//! Recording a session into one SQLite file: the session's facts, every probe's source and
+//! pipeline, every emitted record (one table per probe, typed columns from the event
+//! layouts), aggregation snapshots and lost-event counts.
+//!
+//! Writes happen on a background thread in batched transactions, committed at least every
+//! 200 ms, in WAL mode: a SIGKILL loses at most the rows of the last batch, and the file
+//! stays valid. Stock Nushell reads it: `open rec.db | get <probe table> | where ...`.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use rusqlite::{Connection, params};
+
+use super::files::create_private;
+use super::{FORMAT_VERSION, SessionError, column_sql_type, table_name};
+use crate::probes::front::Script;
+use crate::probes::runtime::decode::Value as Decoded;
+use crate::probes::runtime::maps::AggSnapshot;
+use nubpf_ebpf::ir::Ty;
+
+/// Something to write.
+pub enum Item {
+    /// One record of probe `probe` (index in the script), columns of event layout `event`.
+    Record {
+        probe: usize,
+        event: u32,
+        ts: u64,
+        values: Vec<Decoded>,
+    },
+    Aggregates {
+        at: u64,
+        probe: usize,
+        snapshots: Vec<AggSnapshot>,
+    },
+    Lost {
+        at: u64,
+        probe: usize,
+        lost: u64,
+    },
+}
+
+/// A recording in progress. Dropping it finishes the file.
+pub struct Recorder {
+    tx: Option<SyncSender<Item>>,
+    thread: Option<JoinHandle<Result<u64, SessionError>>>,
+    started: Instant,
+}
+
+/// Probe facts written to `nubpf_probes`.
+struct ProbeInfo {
+    table: String,
+    /// Column names per event id of this probe, into the probe table's columns.
+    events: HashMap<u32, Vec<usize>>,
+    columns: Vec<(String, Ty)>,
+}
+
+impl Recorder {
+    /// Creates `path` (refusing to overwrite or to follow a symlink), writes the session's
+    /// facts and starts the writer thread.
+    pub fn create(path: &Path, script: &Script, kernel: &str) -> Result<Recorder, SessionError> {
+        create_private(path)?;
+        let conn = Connection::open(path)
+            .map_err(|e| SessionError::Sqlite(path.display().to_string(), e))?;
+        let sql = |e| SessionError::Sqlite(path.display().to_string(), e);
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .map_err(sql)?;
+        conn.pragma_update(None, "synchronous", "NORMAL")
+            .map_err(sql)?;
+        super::files::chown_to_invoker(path);
+        let probes = schema(&conn, script, kernel).map_err(sql)?;
+        // The WAL and shared-memory files now exist: they belong to the user too.
+        for suffix in ["-wal", "-shm"] {
+            let mut p = path.as_os_str().to_owned();
+            p.push(suffix);
+            super::files::chown_to_invoker(Path::new(&p));
+        }
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Item>(65_536);
+        let display = path.display().to_string();
+        let thread = std::thread::spawn(move || {
+            writer(conn, probes, rx).map_err(|e| SessionError::Sqlite(display, e))
+        });
+        Ok(Recorder {
+            tx: Some(tx),
+            thread: Some(thread),
+            started: Instant::now(),
+        })
+    }
+
+    /// Nanoseconds since the recording started (the `ts` of records).
+    pub fn now(&self) -> u64 {
+        self.started.elapsed().as_nanos() as u64
+    }
+
+    /// Queues an item; blocks when the writer is 64 K items behind.
+    pub fn write(&self, item: Item) {
+        if let Some(tx) = &self.tx {
+            let _ = tx.send(item);
+        }
+    }
+
+    /// Flushes and closes the file; returns the number of records written.
+    pub fn finish(mut self) -> Result<u64, SessionError> {
+        self.tx.take();
+        match self.thread.take() {
+            Some(t) => t.join().unwrap_or(Ok(0)),
+            None => Ok(0),
+        }
+    }
+}
+
+impl Drop for Recorder {
+    fn drop(&mut self) {
+        self.tx.take();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+fn schema(conn: &Connection, script: &Script, kernel: &str) -> rusqlite::Result<Vec<ProbeInfo>> {
+    conn.execute_batch(
+        "CREATE TABLE nubpf_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+         CREATE TABLE nubpf_probes (
+             id INTEGER PRIMARY KEY, name TEXT NOT NULL, table_name TEXT NOT NULL,
+             kind TEXT NOT NULL, target TEXT NOT NULL, source TEXT NOT NULL,
+             pipeline TEXT, pipeline_start INTEGER, pipeline_end INTEGER, columns TEXT NOT NULL);
+         CREATE TABLE nubpf_aggregates (
+             at INTEGER NOT NULL, probe TEXT NOT NULL, aggregation TEXT NOT NULL,
+             kind TEXT NOT NULL, key TEXT NOT NULL, bucket INTEGER, bucket_label TEXT,
+             value INTEGER NOT NULL);
+         CREATE TABLE nubpf_lost (at INTEGER NOT NULL, probe TEXT NOT NULL, lost INTEGER NOT NULL);",
+    )?;
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
+    let started = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    for (k, v) in [
+        ("format_version", FORMAT_VERSION.to_string()),
+        ("nubpf_version", env!("CARGO_PKG_VERSION").to_string()),
+        ("kernel", kernel.to_string()),
+        ("host", host.trim().to_string()),
+        ("started_unix", started.to_string()),
+        ("script", script.source.clone()),
+    ] {
+        conn.execute("INSERT INTO nubpf_meta VALUES (?1, ?2)", params![k, v])?;
+    }
+    let mut probes = Vec::new();
+    for (i, p) in script.probes.iter().enumerate() {
+        let table = table_name(&p.name);
+        // The union of every emit's columns, in first-seen order.
+        let mut columns: Vec<(String, Ty)> = Vec::new();
+        let mut events = HashMap::new();
+        for e in script.compiled.events.iter().filter(|e| e.probe == i) {
+            let mut indices = Vec::new();
+            for f in &e.record.fields {
+                let at = match columns.iter().position(|(n, _)| *n == f.name) {
+                    Some(at) => at,
+                    None => {
+                        columns.push((f.name.clone(), f.ty));
+                        columns.len() - 1
+                    }
+                };
+                indices.push(at);
+            }
+            events.insert(e.id, indices);
+        }
+        let column_sql: Vec<String> = columns
+            .iter()
+            .map(|(n, t)| format!("\"{}\" {}", n.replace('"', "\"\""), column_sql_type(*t)))
+            .collect();
+        let mut ddl =
+            format!("CREATE TABLE \"{table}\" (seq INTEGER PRIMARY KEY, ts INTEGER NOT NULL");
+        for c in &column_sql {
+            ddl.push_str(", ");
+            ddl.push_str(c);
+        }
+        ddl.push(')');
+        conn.execute(&ddl, [])?;
+        let columns_json = columns
+            .iter()
+            .map(|(n, t)| format!("[{:?},{:?}]", n, column_sql_type(*t)))
+            .collect::<Vec<_>>()
+            .join(",");
+        let (pipeline, start, end) = match &p.pipeline {
+            Some((text, span)) => (Some(text.clone()), Some(span.start), Some(span.end)),
+            None => (None, None, None),
+        };
+        let source = script
+            .source
+            .get(p.span.start as usize..p.span.end as usize)
+            .unwrap_or("");
+        conn.execute(
+            "INSERT INTO nubpf_probes VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+            params![
+                i as i64,
+                p.name,
+                table,
+                p.kind.word(),
+                p.attach.describe(),
+                source,
+                pipeline,
+                start,
+                end,
+                format!("[{columns_json}]")
+            ],
+        )?;
+        probes.push(ProbeInfo {
+            table,
+            events,
+            columns,
+        });
+    }
+    Ok(probes)
+}
+
+fn sql_value(v: &Decoded) -> rusqlite::types::Value {
+    use rusqlite::types::Value as S;
+    match v {
+        Decoded::Int(i) => S::Integer(*i),
+        Decoded::UInt(u) => match i64::try_from(*u) {
+            Ok(i) => S::Integer(i),
+            Err(_) => S::Text(format!("{u:#x}")),
+        },
+        Decoded::Bool(b) => S::Integer(*b as i64),
+        Decoded::Str(s) => S::Text(s.clone()),
+    }
+}
+
+fn writer(conn: Connection, probes: Vec<ProbeInfo>, rx: Receiver<Item>) -> rusqlite::Result<u64> {
+    let mut conn = conn;
+    let inserts: Vec<String> = probes
+        .iter()
+        .map(|p| {
+            let marks: Vec<String> = (0..p.columns.len() + 1)
+                .map(|i| format!("?{}", i + 1))
+                .collect();
+            let names: Vec<String> = p
+                .columns
+                .iter()
+                .map(|(n, _)| format!("\"{}\"", n.replace('"', "\"\"")))
+                .collect();
+            format!(
+                "INSERT INTO \"{}\" (ts{}{}) VALUES ({})",
+                p.table,
+                if names.is_empty() { "" } else { ", " },
+                names.join(", "),
+                marks.join(", ")
+            )
+        })
+        .collect();
+    let mut written = 0u64;
+    let mut open = true;
+    while open {
+        // One transaction per batch: whatever arrived within 200 ms, or 100 K items.
+        let first = match rx.recv() {
+            Ok(item) => item,
+            Err(_) => break,
+        };
+        let deadline = Instant::now() + Duration::from_millis(200);
+        let tx = conn.transaction()?;
+        {
+            let mut statements = Vec::with_capacity(inserts.len());
+            for sql in &inserts {
+                statements.push(tx.prepare_cached(sql)?);
+            }
+            let mut item = Some(first);
+            let mut n = 0;
+            while let Some(it) = item.take() {
+                match it {
+                    Item::Record {
+                        probe,
+                        event,
+                        ts,
+                        values,
+                    } => {
+                        if let (Some(p), Some(stmt)) =
+                            (probes.get(probe), statements.get_mut(probe))
+                        {
+                            let mut row = vec![rusqlite::types::Value::Null; p.columns.len() + 1];
+                            row[0] = rusqlite::types::Value::Integer(ts as i64);
+                            if let Some(indices) = p.events.get(&event) {
+                                for (at, v) in indices.iter().zip(&values) {
+                                    row[at + 1] = sql_value(v);
+                                }
+                            }
+                            stmt.execute(rusqlite::params_from_iter(row))?;
+                            written += 1;
+                        }
+                    }
+                    Item::Aggregates {
+                        at,
+                        probe,
+                        snapshots,
+                    } => {
+                        let name = probes.get(probe).map_or("", |p| p.table.as_str());
+                        let mut stmt = tx.prepare_cached(
+                            "INSERT INTO nubpf_aggregates VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                        )?;
+                        for s in &snapshots {
+                            for e in &s.entries {
+                                let key = e
+                                    .key
+                                    .iter()
+                                    .map(|v| format!("{:?}", v.to_string()))
+                                    .collect::<Vec<_>>()
+                                    .join(",");
+                                stmt.execute(params![
+                                    at as i64,
+                                    name,
+                                    s.name,
+                                    s.kind.name(),
+                                    format!("[{key}]"),
+                                    e.bucket.map(|b| b as i64),
+                                    e.bucket
+                                        .map(|b| crate::app::aggregates::bucket_label(s.kind, b)),
+                                    i64::try_from(e.value.value()).unwrap_or(i64::MAX),
+                                ])?;
+                            }
+                        }
+                    }
+                    Item::Lost { at, probe, lost } => {
+                        let name = probes.get(probe).map_or("", |p| p.table.as_str());
+                        tx.execute(
+                            "INSERT INTO nubpf_lost VALUES (?1, ?2, ?3)",
+                            params![at as i64, name, lost as i64],
+                        )?;
+                    }
+                }
+                n += 1;
+                if n >= 100_000 {
+                    break;
+                }
+                match rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+                    Ok(next) => item = Some(next),
+                    Err(RecvTimeoutError::Timeout) => {}
+                    Err(RecvTimeoutError::Disconnected) => open = false,
+                }
+            }
+        }
+        tx.commit()?;
+    }
+    let _ = conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE)");
+    Ok(written)
+}
