@@ -43,6 +43,9 @@ pub enum SessionError {
         probe: String,
         table: String,
     },
+    /// Nothing to plot: the probe recorded neither records nor a histogram.
+    #[error("probe `{probe}` of `{path}` recorded no records and no histogram")]
+    Empty { path: String, probe: String },
     /// No probe of that name.
     #[error("`{path}` has no probe `{probe}` (it has: {known})")]
     NoSuchProbe {

@@ -45,28 +45,49 @@ pub fn data(
     let mut stmt = rec
         .conn
         .prepare(
-            "SELECT aggregation, bucket_label, sum(value) FROM nubpf_aggregates
+            "SELECT aggregation, bucket_label, sum(value), kind, bucket FROM nubpf_aggregates
              WHERE probe = ?1 AND kind IN ('hist', 'lhist') AND (?2 IS NULL OR aggregation = ?2)
                AND at = (SELECT max(at) FROM nubpf_aggregates WHERE probe = ?1)
              GROUP BY aggregation, bucket ORDER BY aggregation, bucket",
         )
         .map_err(sql)?;
-    let rows: Vec<(String, String, i64)> = stmt
+    type Row = (String, String, i64, String, i64);
+    let rows: Vec<Row> = stmt
         .query_map(rusqlite::params![p.table, aggregation], |r| {
-            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
         })
         .map_err(sql)?
         .collect::<Result<_, _>>()
         .map_err(sql)?;
-    if let Some((name, _, _)) = rows.first() {
+    if let Some((name, ..)) = rows.first() {
         let name = name.clone();
+        let mine: Vec<&Row> = rows.iter().filter(|r| r.0 == name).collect();
+        let log2 = mine.first().is_some_and(|r| r.3 == "hist");
+        let bars = if log2 {
+            // Power-of-two buckets: the gaps are filled with zeros so the shape reads right.
+            let first = mine.first().map_or(0, |r| r.4);
+            let last = mine.last().map_or(0, |r| r.4);
+            (first..=last)
+                .map(|b| {
+                    let count = mine
+                        .iter()
+                        .find(|r| r.4 == b)
+                        .map_or(0, |r| r.2.max(0) as u64);
+                    let label = crate::app::aggregates::bucket_label(
+                        nubpf_ebpf::ir::AggKind::Hist,
+                        b.max(0) as u64,
+                    );
+                    (label, count)
+                })
+                .collect()
+        } else {
+            mine.iter()
+                .map(|r| (r.1.clone(), r.2.max(0) as u64))
+                .collect()
+        };
         return Ok(PlotData::Histogram {
             title: format!("{} @{name}", p.name),
-            bars: rows
-                .into_iter()
-                .filter(|r| r.0 == name)
-                .map(|(_, label, v)| (label, v.max(0) as u64))
-                .collect(),
+            bars,
         });
     }
     let mut stmt = rec
@@ -81,6 +102,12 @@ pub fn data(
         .map_err(sql)?
         .collect::<Result<_, _>>()
         .map_err(sql)?;
+    if ts.is_empty() {
+        return Err(SessionError::Empty {
+            path: rec.path.clone(),
+            probe: p.name.clone(),
+        });
+    }
     let last = ts.iter().copied().max().unwrap_or(0).max(0) as f64 / 1e9;
     // Bins of a second, or a tenth for short recordings.
     let bin = if last < 10.0 { 0.1 } else { 1.0 };
@@ -117,7 +144,10 @@ where
                 .margin(12)
                 .x_label_area_size(48)
                 .y_label_area_size(70)
-                .build_cartesian_2d((0..bars.len()).into_segmented(), 0u64..max + max / 10 + 1)
+                .build_cartesian_2d(
+                    (0..bars.len().saturating_sub(1).max(1)).into_segmented(),
+                    0u64..max + max / 10 + 1,
+                )
                 .map_err(|e| e.to_string())?;
             let labels: Vec<String> = bars.iter().map(|b| b.0.clone()).collect();
             chart
