@@ -41,21 +41,28 @@ struct Cli {
     command: Option<Command>,
 }
 
+/// A script: a file, or its text with `-e`.
+#[derive(clap::Args, Debug)]
+struct ScriptArgs {
+    /// The script file.
+    file: Option<PathBuf>,
+    /// The script's text instead of a file.
+    #[arg(
+        short = 'e',
+        long = "expr",
+        value_name = "SOURCE",
+        conflicts_with = "file"
+    )]
+    source: Option<String>,
+}
+
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Compile a probe script and report diagnostics, without loading anything (no root
     /// needed). Exits 0 when every probe compiles, 1 otherwise.
     Check {
-        /// The script to check.
-        file: Option<PathBuf>,
-        /// Check this source text instead of a file.
-        #[arg(
-            short = 'e',
-            long = "expr",
-            value_name = "SOURCE",
-            conflicts_with = "file"
-        )]
-        source: Option<String>,
+        #[command(flatten)]
+        script: ScriptArgs,
         /// Also print the probe IR or the generated eBPF instructions.
         #[arg(long, value_enum)]
         dump: Option<Dump>,
@@ -65,16 +72,8 @@ enum Command {
     /// --count, or when the -c command exits.
     #[command(after_help = EXIT_CODES)]
     Run {
-        /// The script to run.
-        file: Option<PathBuf>,
-        /// Run this source text instead of a file.
-        #[arg(
-            short = 'e',
-            long = "expr",
-            value_name = "SOURCE",
-            conflicts_with = "file"
-        )]
-        source: Option<String>,
+        #[command(flatten)]
+        script: ScriptArgs,
         /// Output format of records and aggregations.
         #[arg(long, value_enum, default_value = "table")]
         format: Format,
@@ -215,10 +214,9 @@ fn parse_duration(text: &str) -> Result<Duration, String> {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Some(Command::Check { file, source, dump }) => check(file, source, dump),
+        Some(Command::Check { script, dump }) => check(script.file, script.source, dump),
         Some(Command::Run {
-            file,
-            source,
+            script: ScriptArgs { file, source },
             format,
             duration,
             count,
