@@ -9,6 +9,9 @@ use std::time::{Duration, Instant};
 
 use common::{our_programs, privileged, unique_prefix};
 
+/// The tests here compare the kernel's program list: one at a time.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 struct Tmux {
     socket: String,
 }
@@ -58,12 +61,16 @@ fn type_attach_see_rows_quit_restored() {
     if !privileged("type_attach_see_rows_quit_restored") {
         return;
     }
+    let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
     let before = our_programs();
     let tmux = Tmux {
         socket: format!("nubpf-test-{}", std::process::id()),
     };
     let script = format!("{}script.nu", unique_prefix("tmux"));
     let bin = env!("CARGO_BIN_EXE_nubpf-tui");
+    // The shell records the exit status in a file: tmux 3.3 does not always report it.
+    let status_file = format!("{}status", unique_prefix("tmuxstatus"));
+    let command = format!("{bin} {script}; echo $? > {status_file}");
     tmux.cmd(&[
         "new-session",
         "-d",
@@ -73,7 +80,7 @@ fn type_attach_see_rows_quit_restored() {
         "120",
         "-y",
         "36",
-        &format!("{bin} {script}"),
+        &command,
     ]);
     tmux.cmd(&["set-option", "-t", "t", "remain-on-exit", "on"]);
     tmux.wait_for("the workbench", |s| {
@@ -108,32 +115,81 @@ fn type_attach_see_rows_quit_restored() {
 
     tmux.cmd(&["send-keys", "-t", "t", "C-q"]);
     let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let state = tmux.cmd(&[
-            "display",
-            "-p",
-            "-t",
-            "t",
-            "#{pane_dead} #{pane_dead_status} #{alternate_on}",
-        ]);
-        if state.starts_with('1') {
-            assert_eq!(
-                state.trim(),
-                "1 0 0",
-                "exit status 0 and the alternate screen left"
-            );
-            break;
+    let status = loop {
+        if let Ok(s) = std::fs::read_to_string(&status_file)
+            && s.ends_with('\n')
+        {
+            break s;
         }
         assert!(
             Instant::now() < deadline,
-            "the workbench did not quit: {state}\n{}",
+            "the workbench did not quit:\n{}",
             tmux.screen()
         );
         std::thread::sleep(Duration::from_millis(100));
-    }
+    };
+    let _ = std::fs::remove_file(&status_file);
+    assert_eq!(status.trim(), "0", "exit status");
+    let alternate = tmux.cmd(&["display", "-p", "-t", "t", "#{alternate_on}"]);
+    assert_eq!(alternate.trim(), "0", "the alternate screen was left");
     assert_eq!(our_programs(), before, "programs left after quitting");
     assert!(
         !std::path::Path::new(&script).exists(),
         "quitting must not write the script"
+    );
+}
+
+#[test]
+fn seed_readline_probe_emits_the_lines_typed_at_an_interactive_bash() {
+    if !privileged("seed_readline_probe_emits_the_lines_typed_at_an_interactive_bash") {
+        return;
+    }
+    let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    let run = Command::new(env!("CARGO_BIN_EXE_nubpf-tui"))
+        .args([
+            "run",
+            "-e",
+            r#"bpf_uprobe "/bin/bash" "readline" {|ctx| emit($ctx.line) }"#,
+            "--format",
+            "json",
+            "--duration",
+            "6sec",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Give the uprobe time to attach before typing.
+    std::thread::sleep(Duration::from_millis(1500));
+    let tmux = Tmux {
+        socket: format!("nubpf-bash-{}", std::process::id()),
+    };
+    tmux.cmd(&[
+        "new-session",
+        "-d",
+        "-s",
+        "t",
+        "-x",
+        "100",
+        "-y",
+        "20",
+        "bash --norc --noprofile -i",
+    ]);
+    std::thread::sleep(Duration::from_millis(500));
+    let marker = format!("echo nubpf-typed-{}", std::process::id());
+    tmux.cmd(&["send-keys", "-t", "t", "-l", &marker]);
+    tmux.cmd(&["send-keys", "-t", "t", "Enter"]);
+    let out = run.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout
+            .lines()
+            .any(|l| l == format!("{{\"line\":\"{marker}\"}}")),
+        "typed line missing: {stdout}"
     );
 }
