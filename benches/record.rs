@@ -3,7 +3,7 @@
 
 use std::time::Instant;
 
-use nubpf_tui::app::session::record::{Item, Recorder};
+use nubpf_tui::app::session::record::{Columns, Item, Recorder};
 use nubpf_tui::probes::catalogue::Catalogue;
 use nubpf_tui::probes::front;
 use nubpf_tui::probes::runtime::decode::Value;
@@ -27,7 +27,7 @@ fn main() {
         for i in 0..rows {
             recorder.write(Item::Record {
                 probe: 0,
-                event: 0,
+                columns: Columns::Event(0),
                 ts: i * 1000,
                 values: vec![
                     Value::UInt(1000 + i % 5000),

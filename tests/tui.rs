@@ -369,3 +369,17 @@ fn verifier_rejection_after_attach_is_shown_on_its_span() {
     assert!(cell.modifier.contains(Modifier::UNDERLINED), "{cell:?}");
     assert!(format!("{:?}", t.backend()).contains("invalid mem access"));
 }
+
+#[test]
+fn f9_starts_and_stops_recording() {
+    let mut a = app(OPENAT);
+    compile(&mut a);
+    let actions = a.update(key(KeyCode::F(9)));
+    assert!(
+        matches!(actions.as_slice(), [Action::StartRecording { path, .. }] if path.to_string_lossy().ends_with(".db"))
+    );
+    assert!(a.recording.is_some());
+    let actions = a.update(key(KeyCode::F(9)));
+    assert!(matches!(actions.as_slice(), [Action::StopRecording]));
+    assert!(a.recording.is_none());
+}

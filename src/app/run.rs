@@ -22,7 +22,7 @@ use tokio::signal::unix::{SignalKind, signal};
 
 use super::output::{self, Format, TableRenderer};
 use super::pipeline::{ChannelInput, Pipeline};
-use super::session::record::{Item, Recorder};
+use super::session::record::{Columns, Item, Recorder};
 use super::values;
 use crate::probes::catalogue::Catalogue;
 use crate::probes::front::{self, Diagnostic, Script, diagnostic};
@@ -456,7 +456,7 @@ async fn drive(opts: RunOptions, script: Script, started: Started, signals: Sign
                     if let Some(r) = &recorder {
                         r.write(Item::Record {
                             probe,
-                            event: id,
+                            columns: Columns::Event(id),
                             ts: r.now(),
                             values: event.values.clone(),
                         });

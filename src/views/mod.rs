@@ -751,6 +751,7 @@ pub const KEYS: &[(&str, &str)] = &[
         "detach the probe under the cursor (or the selected one)",
     ),
     ("F8", "detach all probes"),
+    ("F9", "start / stop recording to nubpf-<time>.db"),
     ("F10", "switch emacs / vi keys"),
     ("Ctrl-S", "save the script"),
     ("Ctrl-Q / Ctrl-C", "quit (detaches everything)"),

@@ -21,12 +21,21 @@ use crate::probes::runtime::decode::Value as Decoded;
 use crate::probes::runtime::maps::AggSnapshot;
 use nubpf_ebpf::ir::Ty;
 
+/// Which columns a record's values fill.
+#[derive(Clone, Debug)]
+pub enum Columns {
+    /// The fields of event layout `id` of the recorded script.
+    Event(u32),
+    /// Columns by name (the workbench, whose probes are compiled one by one).
+    Named(std::sync::Arc<[String]>),
+}
+
 /// Something to write.
 pub enum Item {
-    /// One record of probe `probe` (index in the script), columns of event layout `event`.
+    /// One record of probe `probe` (index in the script).
     Record {
         probe: usize,
-        event: u32,
+        columns: Columns,
         ts: u64,
         values: Vec<Decoded>,
     },
@@ -92,6 +101,12 @@ impl Recorder {
     /// Nanoseconds since the recording started (the `ts` of records).
     pub fn now(&self) -> u64 {
         self.started.elapsed().as_nanos() as u64
+    }
+
+    /// Queues an item unless the writer is 64 K items behind; returns whether it was queued.
+    /// For callers that must never block (the UI thread).
+    pub fn try_write(&self, item: Item) -> bool {
+        self.tx.as_ref().is_some_and(|tx| tx.try_send(item).is_ok())
     }
 
     /// Queues an item; blocks when the writer is 64 K items behind.
@@ -273,7 +288,7 @@ fn writer(conn: Connection, probes: Vec<ProbeInfo>, rx: Receiver<Item>) -> rusql
                 match it {
                     Item::Record {
                         probe,
-                        event,
+                        columns,
                         ts,
                         values,
                     } => {
@@ -282,9 +297,22 @@ fn writer(conn: Connection, probes: Vec<ProbeInfo>, rx: Receiver<Item>) -> rusql
                         {
                             let mut row = vec![rusqlite::types::Value::Null; p.columns.len() + 1];
                             row[0] = rusqlite::types::Value::Integer(ts as i64);
-                            if let Some(indices) = p.events.get(&event) {
-                                for (at, v) in indices.iter().zip(&values) {
-                                    row[at + 1] = sql_value(v);
+                            match &columns {
+                                Columns::Event(id) => {
+                                    if let Some(indices) = p.events.get(id) {
+                                        for (at, v) in indices.iter().zip(&values) {
+                                            row[at + 1] = sql_value(v);
+                                        }
+                                    }
+                                }
+                                Columns::Named(names) => {
+                                    for (name, v) in names.iter().zip(&values) {
+                                        if let Some(at) =
+                                            p.columns.iter().position(|(n, _)| n == name)
+                                        {
+                                            row[at + 1] = sql_value(v);
+                                        }
+                                    }
                                 }
                             }
                             stmt.execute(rusqlite::params_from_iter(row))?;

@@ -29,6 +29,7 @@ use ratatui::Terminal;
 use ratatui::backend::CrosstermBackend;
 use ratatui::style::{Color, Modifier, Style};
 
+use crate::app::session::record::{Columns, Item, Recorder};
 use crate::editor::{Complete, Editor, Highlight, Keymap, Suggestion};
 use crate::probes::catalogue::Catalogue;
 use crate::probes::front::complete;
@@ -225,6 +226,7 @@ struct Driver {
     probes: HashMap<(String, u64), Sender<worker::Stop>>,
     /// Probe threads told to detach that have not reported back yet.
     detaching: usize,
+    recording: Option<Recording>,
     _stats: Option<std::os::fd::OwnedFd>,
 }
 
@@ -273,9 +275,106 @@ impl Driver {
                     app.notify(format!("cannot save {}: {e}", path.display()));
                 }
             }
-            Action::Quit => {}
+            Action::StartRecording { path, script } => {
+                let kernel = app.status.kernel.clone();
+                match Recorder::create(&path, &script, &kernel) {
+                    Ok(r) => {
+                        let index = script
+                            .probes
+                            .iter()
+                            .enumerate()
+                            .map(|(i, p)| (p.name.clone(), i))
+                            .collect();
+                        self.recording = Some(Recording {
+                            recorder: Arc::new(r),
+                            index,
+                            dropped: 0,
+                        });
+                    }
+                    Err(e) => {
+                        app.recording = None;
+                        app.notify(format!("cannot record: {e}"));
+                    }
+                }
+            }
+            Action::StopRecording => self.stop_recording(),
+            Action::Quit => self.stop_recording(),
         }
     }
+
+    /// Finishes the recording off the UI thread; the result comes back as a notice.
+    fn stop_recording(&mut self) {
+        let Some(rec) = self.recording.take() else {
+            return;
+        };
+        let events = self.events.clone();
+        std::thread::spawn(move || {
+            let dropped = rec.dropped;
+            let text = match Arc::try_unwrap(rec.recorder).map(Recorder::finish) {
+                Ok(Ok(n)) if dropped > 0 => {
+                    format!("recorded {n} records ({dropped} not kept: the writer fell behind)")
+                }
+                Ok(Ok(n)) => format!("recorded {n} records"),
+                Ok(Err(e)) => format!("the recording is incomplete: {e}"),
+                Err(_) => "the recording is still in use".to_string(),
+            };
+            let _ = events.send(Event::Notice(text));
+        });
+    }
+
+    /// Copies what the probes produce into the recording, without ever blocking.
+    fn record(&mut self, ev: &Event) {
+        let Some(rec) = &mut self.recording else {
+            return;
+        };
+        match ev {
+            Event::Records {
+                probe,
+                columns,
+                records,
+                ..
+            } => {
+                let Some(&index) = rec.index.get(probe) else {
+                    return;
+                };
+                let names: Arc<[String]> = columns.clone().into();
+                for values in records {
+                    let item = Item::Record {
+                        probe: index,
+                        columns: Columns::Named(names.clone()),
+                        ts: rec.recorder.now(),
+                        values: values.clone(),
+                    };
+                    if !rec.recorder.try_write(item) {
+                        rec.dropped += 1;
+                    }
+                }
+            }
+            Event::Aggregates {
+                probe, snapshots, ..
+            } => {
+                if let Some(&index) = rec.index.get(probe) {
+                    let item = Item::Aggregates {
+                        at: rec.recorder.now(),
+                        probe: index,
+                        snapshots: snapshots.iter().map(|(_, s)| s.clone()).collect(),
+                    };
+                    if !rec.recorder.try_write(item) {
+                        rec.dropped += 1;
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+/// A recording the workbench is writing.
+struct Recording {
+    recorder: Arc<Recorder>,
+    /// Probe name → its index in the recorded script.
+    index: HashMap<String, usize>,
+    dropped: u64,
 }
 
 fn event_loop(app: &mut App, catalogue: Arc<Catalogue>) -> std::io::Result<()> {
@@ -298,6 +397,7 @@ fn event_loop(app: &mut App, catalogue: Arc<Catalogue>) -> std::io::Result<()> {
         runtime: None,
         probes: HashMap::new(),
         detaching: 0,
+        recording: None,
         _stats: None,
     };
     for a in app.start() {
@@ -344,12 +444,14 @@ fn event_loop(app: &mut App, catalogue: Arc<Catalogue>) -> std::io::Result<()> {
             if matches!(ev, Event::Detached { .. }) {
                 driver.detaching = driver.detaching.saturating_sub(1);
             }
+            driver.record(&ev);
             for a in app.update(ev) {
                 driver.act(app, a);
             }
         }
         while Instant::now() < budget {
             let Ok(ev) = records_rx.try_recv() else { break };
+            driver.record(&ev);
             for a in app.update(ev) {
                 driver.act(app, a);
             }
@@ -365,6 +467,12 @@ fn event_loop(app: &mut App, catalogue: Arc<Catalogue>) -> std::io::Result<()> {
         if stop.send(worker::Stop).is_ok() {
             driver.detaching += 1;
         }
+    }
+    // A recording in progress is finished synchronously: the process is about to exit.
+    if let Some(rec) = driver.recording.take()
+        && let Ok(r) = Arc::try_unwrap(rec.recorder)
+    {
+        let _ = r.finish();
     }
     let deadline = Instant::now() + Duration::from_secs(5);
     while driver.detaching > 0 && Instant::now() < deadline {

@@ -157,10 +157,16 @@ pub fn draw(frame: &mut Frame, app: &mut App) {
         events_per_sec: rate,
         drops,
         keymap: app.editor.mode_name().to_string(),
-        compile: match (app.compiling, app.compile_time) {
-            (true, _) => "compiling…".into(),
-            (false, Some(t)) => format!("compiled in {:.2}ms", t.as_secs_f64() * 1e3),
-            (false, None) => String::new(),
+        compile: {
+            let compile = match (app.compiling, app.compile_time) {
+                (true, _) => "compiling…".into(),
+                (false, Some(t)) => format!("compiled in {:.2}ms", t.as_secs_f64() * 1e3),
+                (false, None) => String::new(),
+            };
+            match &app.recording {
+                Some(path) => format!("● REC {} │ {compile}", path.display()),
+                None => compile,
+            }
         },
         probes,
         selected_probe: app.selected_probe,

@@ -214,6 +214,12 @@ pub enum Action {
         generation: u64,
     },
     Save(std::path::PathBuf, String),
+    /// Start recording the attached probes' output into a new file.
+    StartRecording {
+        path: std::path::PathBuf,
+        script: Arc<Script>,
+    },
+    StopRecording,
     Quit,
 }
 
@@ -261,6 +267,8 @@ pub struct App {
     pub notice: Option<(String, Instant)>,
     pub regions: Regions,
     pub quit: bool,
+    /// The file being recorded into, if any.
+    pub recording: Option<std::path::PathBuf>,
     /// F5 / F6 pressed while a compile was running: attach when it is done.
     pending_attach: Option<PendingAttach>,
     next_generation: u64,
@@ -294,6 +302,7 @@ impl App {
             notice: None,
             regions: Regions::default(),
             quit: false,
+            recording: None,
             pending_attach: None,
             next_generation: 1,
             last_rate: Instant::now(),
@@ -713,6 +722,7 @@ impl App {
                     .flat_map(|i| self.detach(i))
                     .collect(),
             ),
+            KeyCode::F(9) => Some(self.toggle_recording()),
             KeyCode::F(10) => {
                 self.editor.toggle_keymap();
                 self.notify(format!("keys: {}", self.editor.mode_name()));
@@ -721,6 +731,28 @@ impl App {
             _ if ctrl(key, 's') => Some(self.save()),
             _ => None,
         }
+    }
+
+    /// F9: starts recording into `nubpf-<time>.db` in the working directory, or stops.
+    fn toggle_recording(&mut self) -> Vec<Action> {
+        if let Some(path) = self.recording.take() {
+            self.notify(format!("recording stopped: {}", path.display()));
+            return vec![Action::StopRecording];
+        }
+        let Some(script) = self.script.clone() else {
+            self.notify("fix the errors first: recording needs a script that compiles");
+            return vec![];
+        };
+        let stamp = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        let path = std::path::PathBuf::from(format!("nubpf-{stamp}.db"));
+        self.recording = Some(path.clone());
+        self.notify(format!(
+            "recording attached probes to {} (F9 stops); probes attached later are recorded too",
+            path.display()
+        ));
+        vec![Action::StartRecording { path, script }]
     }
 
     fn save(&mut self) -> Vec<Action> {
