@@ -98,14 +98,16 @@ enum Command {
         #[arg(long, value_name = "FILE")]
         record: Option<PathBuf>,
     },
-    /// Play a recording back through its pipelines, without root.
+    /// Play a recording back, without root: in the workbench (pause, seek, speed, edit a
+    /// pipeline to re-run it), or printed with `--format`.
     Replay {
-        /// The recording (`run --record`).
+        /// The recording (`run --record`, or F9 in the workbench).
         file: PathBuf,
-        /// Output format.
-        #[arg(long, value_enum, default_value = "table")]
-        format: Format,
-        /// Play at recorded speed times N (default: as fast as possible).
+        /// Print instead of opening the workbench.
+        #[arg(long, value_enum)]
+        format: Option<Format>,
+        /// Play at recorded speed times N (default: as fast as possible when printing,
+        /// recorded speed in the workbench).
         #[arg(long)]
         speed: Option<f64>,
     },
@@ -253,7 +255,14 @@ fn main() -> ExitCode {
                 eprintln!("nubpf-tui replay: --speed must be a positive number");
                 return ExitCode::from(exit::USAGE);
             }
-            replay::replay(&file, ReplayOptions { format, speed })
+            match format {
+                Some(format) => replay::replay(&file, ReplayOptions { format, speed }),
+                None => nubpf_tui::app::workbench::replay(
+                    &file,
+                    speed,
+                    nubpf_tui::editor::Keymap::Emacs,
+                ),
+            }
         }
         Some(Command::Export {
             file,

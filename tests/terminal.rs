@@ -278,3 +278,81 @@ fn the_workbench_records_and_the_recording_replays() {
         .collect();
     assert_eq!(rows, expect);
 }
+
+#[test]
+fn replay_in_the_workbench_plays_pauses_and_reruns_an_edited_pipeline() {
+    if !privileged("replay_in_the_workbench_plays_pauses_and_reruns_an_edited_pipeline") {
+        return;
+    }
+    let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    let bin = env!("CARGO_BIN_EXE_nubpf-tui");
+    let db = format!("{}rec.db", unique_prefix("tuireplay"));
+    struct Remove(String);
+    impl Drop for Remove {
+        fn drop(&mut self) {
+            for s in ["", "-wal", "-shm"] {
+                let _ = std::fs::remove_file(format!("{}{s}", self.0));
+            }
+        }
+    }
+    let _remove = Remove(db.clone());
+    let prefix = unique_prefix("tuireplayfiles");
+    let script = format!(
+        r#"bpf_tracepoint "syscalls:sys_enter_openat" {{|e| if $e.filename starts-with "{prefix}" {{ emit {{file: $e.filename}} }} }} | where file ends-with "1""#
+    );
+    let out = Command::new(bin)
+        .args([
+            "run",
+            "-e",
+            &script,
+            "-c",
+            &format!("{} open {prefix} 12", common::testee().display()),
+            "--format",
+            "json",
+            "--record",
+            &db,
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let tmux = Tmux {
+        socket: format!("nubpf-replay-{}", std::process::id()),
+    };
+    tmux.cmd(&[
+        "new-session",
+        "-d",
+        "-s",
+        "t",
+        "-x",
+        "120",
+        "-y",
+        "36",
+        &format!("{bin} replay {db}"),
+    ]);
+    tmux.wait_for("the replayed rows", |s| {
+        s.contains("12 rows shown of 12 received")
+    });
+    tmux.cmd(&["send-keys", "-t", "t", "Right"]);
+    let screen = tmux.wait_for("the pipeline tab", |s| {
+        s.contains(r#"| where file ends-with "1""#)
+    });
+    let rows = |s: &str| s.lines().filter(|l| l.contains(&prefix)).count();
+    tmux.wait_for("the pipeline's result", |s| rows(s) == 2);
+    let _ = screen;
+    // Edit the pipeline: `"1"` becomes `"2"`; the result is re-computed from the recording.
+    tmux.cmd(&["send-keys", "-t", "t", "F2", "End", "BSpace", "BSpace"]);
+    tmux.cmd(&["send-keys", "-t", "t", "-l", "2\""]);
+    tmux.wait_for("the re-run pipeline", |s| {
+        s.contains(r#"| where file ends-with "2""#)
+            && s.contains(&format!("{prefix}2"))
+            && rows(s) == 1
+    });
+    tmux.cmd(&["send-keys", "-t", "t", "F5"]);
+    tmux.wait_for("a paused replay", |s| s.contains("⏸ replay"));
+    tmux.cmd(&["send-keys", "-t", "t", "C-q"]);
+}

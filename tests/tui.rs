@@ -383,3 +383,55 @@ fn f9_starts_and_stops_recording() {
     assert!(matches!(actions.as_slice(), [Action::StopRecording]));
     assert!(a.recording.is_none());
 }
+
+#[test]
+fn x_exports_the_histogram_as_a_plot_and_tables_as_csv() {
+    let mut a = histogram_app();
+    a.update(key(KeyCode::F(4)));
+    let actions = a.update(key(KeyCode::Char('x')));
+    let [Action::Plot(base, nubpf_tui::app::session::plot::PlotData::Histogram { bars, .. })] =
+        actions.as_slice()
+    else {
+        panic!("{actions:?}");
+    };
+    assert!(base.to_string_lossy().contains("hist_retval"));
+    assert_eq!(bars.first(), Some(&("[0]".to_string(), 3)));
+    assert_eq!(
+        bars.iter().map(|b| b.1).sum::<u64>(),
+        3 + 10 + 25 + 60 + 12 + 2
+    );
+
+    let mut a = app(OPENAT);
+    compile(&mut a);
+    let (probe, generation) = attach(&mut a);
+    a.update(Event::Records {
+        probe,
+        generation,
+        columns: vec!["pid".into(), "file".into()],
+        records: vec![vec![Value::UInt(7), Value::Str("/a,b".into())]],
+    });
+    a.update(key(KeyCode::F(4)));
+    let actions = a.update(key(KeyCode::Char('x')));
+    let [Action::WriteFile(path, bytes)] = actions.as_slice() else {
+        panic!("{actions:?}");
+    };
+    assert!(path.to_string_lossy().ends_with(".csv"));
+    assert_eq!(String::from_utf8_lossy(bytes), "pid,file\n7,\"/a,b\"\n");
+}
+
+#[test]
+fn replay_keys_pause_seek_and_change_speed() {
+    let mut a = app(OPENAT);
+    a.start_replay(
+        vec![("p".into(), "tracepoint".into(), "t".into(), None)],
+        100_000_000_000,
+    );
+    let control = |a: &mut App, code| match a.update(key(code)).as_slice() {
+        [Action::Replay(c)] => format!("{c:?}"),
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(control(&mut a, KeyCode::F(5)), "TogglePause");
+    assert_eq!(control(&mut a, KeyCode::F(7)), "Seek(-5000000000)");
+    assert_eq!(control(&mut a, KeyCode::F(8)), "Seek(5000000000)");
+    assert_eq!(control(&mut a, KeyCode::F(12)), "Speed(Some(2.0))");
+}

@@ -109,6 +109,8 @@ pub struct Screen<'a> {
     pub output: Output<'a>,
     pub focus: Focus,
     pub help: bool,
+    /// A recording is playing.
+    pub replay: bool,
     pub notice: Option<String>,
     pub menu: Option<MenuModel>,
 }
@@ -752,6 +754,19 @@ pub const KEYS: &[(&str, &str)] = &[
     ),
     ("F8", "detach all probes"),
     ("F9", "start / stop recording to nubpf-<time>.db"),
+    ("replay: F5 / F6", "pause or resume / restart"),
+    (
+        "replay: F7 / F8",
+        "seek back / forward (a twentieth of the recording)",
+    ),
+    (
+        "replay: F11 / F12",
+        "half / double speed (past 64×: as fast as possible)",
+    ),
+    (
+        "replay: edit | …",
+        "editing a pipeline re-runs it over the recording",
+    ),
     ("F10", "switch emacs / vi keys"),
     ("Ctrl-S", "save the script"),
     ("Ctrl-Q / Ctrl-C", "quit (detaches everything)"),
@@ -767,6 +782,10 @@ pub const KEYS: &[(&str, &str)] = &[
     ("End / f", "output: follow new rows"),
     ("p / Space", "output: pause / resume"),
     ("c", "output: clear the table"),
+    (
+        "x",
+        "output: export the tab (histogram: SVG + PNG; tables: CSV)",
+    ),
     ("Up / Down, d, Enter", "probes: select, detach, show output"),
 ];
 
@@ -815,7 +834,17 @@ fn footer(s: &Screen, area: Rect, buf: &mut Buffer) {
         );
         return;
     }
+    let replay: &[(&str, &str)] = &[
+        ("F1", "help"),
+        ("F5", "pause"),
+        ("F6", "restart"),
+        ("F7/F8", "seek"),
+        ("F11/F12", "speed"),
+        ("←→", "tabs"),
+        ("^Q", "quit"),
+    ];
     let hints: &[(&str, &str)] = match s.focus {
+        _ if s.replay => replay,
         Focus::Editor => &[
             ("F1", "help"),
             ("F5", "attach"),

@@ -3,6 +3,7 @@
 
 pub mod export;
 pub mod files;
+pub mod playback;
 pub mod plot;
 pub mod record;
 pub mod replay;

@@ -10,6 +10,7 @@ use super::files::write_private;
 use super::{Recording, SessionError};
 
 /// What to plot.
+#[derive(Clone, Debug)]
 pub enum PlotData {
     /// `(bucket label, count)` bars.
     Histogram {

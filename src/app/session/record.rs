@@ -146,7 +146,10 @@ fn schema(conn: &Connection, script: &Script, kernel: &str) -> rusqlite::Result<
              at INTEGER NOT NULL, probe TEXT NOT NULL, aggregation TEXT NOT NULL,
              kind TEXT NOT NULL, key TEXT NOT NULL, bucket INTEGER, bucket_label TEXT,
              value INTEGER NOT NULL);
-         CREATE TABLE nubpf_lost (at INTEGER NOT NULL, probe TEXT NOT NULL, lost INTEGER NOT NULL);",
+         CREATE TABLE nubpf_lost (at INTEGER NOT NULL, probe TEXT NOT NULL, lost INTEGER NOT NULL);
+         CREATE TABLE nubpf_aggregations (
+             probe TEXT NOT NULL, name TEXT NOT NULL, kind TEXT NOT NULL, key TEXT NOT NULL,
+             min INTEGER, max INTEGER, step INTEGER);",
     )?;
     let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
     let started = std::time::SystemTime::now()
@@ -223,6 +226,33 @@ fn schema(conn: &Connection, script: &Script, kernel: &str) -> rusqlite::Result<
                 format!("[{columns_json}]")
             ],
         )?;
+        for a in script.compiled.aggregations.iter().filter(|a| a.probe == i) {
+            let (min, max, step) = match a.kind {
+                nubpf_ebpf::ir::AggKind::Lhist { min, max, step } => {
+                    (Some(min), Some(max), Some(step))
+                }
+                _ => (None, None, None),
+            };
+            let key = a
+                .key
+                .fields
+                .iter()
+                .map(|f| format!("{:?}", f.name))
+                .collect::<Vec<_>>()
+                .join(",");
+            conn.execute(
+                "INSERT INTO nubpf_aggregations VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                params![
+                    table,
+                    a.name,
+                    a.kind.name(),
+                    format!("[{key}]"),
+                    min,
+                    max,
+                    step
+                ],
+            )?;
+        }
         probes.push(ProbeInfo {
             table,
             events,

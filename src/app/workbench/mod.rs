@@ -207,13 +207,75 @@ pub fn run(file: Option<PathBuf>, keymap: Keymap) -> ExitCode {
             return ExitCode::from(crate::app::run::exit::USAGE);
         }
     };
-    let result = event_loop(&mut app, catalogue);
+    let result = event_loop(&mut app, catalogue, None);
     drop(guard);
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("nubpf-tui: {e}");
             ExitCode::from(crate::app::run::exit::KERNEL)
+        }
+    }
+}
+
+/// Opens a recording in the workbench (no root needed): the views fill as it plays.
+pub fn replay(path: &std::path::Path, speed: Option<f64>, keymap: Keymap) -> ExitCode {
+    let playback = match crate::app::session::playback::load(path) {
+        Ok(p) => Arc::new(p),
+        Err(e) => {
+            eprintln!("nubpf-tui replay: {e}");
+            return ExitCode::from(crate::app::run::exit::SCRIPT);
+        }
+    };
+    let catalogue = Arc::new(Catalogue::system());
+    let mut app = new_app(
+        &playback.script,
+        None,
+        keymap,
+        catalogue.clone(),
+        history_file(),
+    );
+    app.status.kernel = format!("{} (recorded)", playback.kernel);
+    app.status.privileges = Some("replay: nothing is attached".into());
+    app.title = Some(format!("replay of {}", playback.path));
+    app.start_replay(
+        playback
+            .probes
+            .iter()
+            .map(|p| {
+                (
+                    p.name.clone(),
+                    p.kind.clone(),
+                    p.target.clone(),
+                    p.pipeline.as_ref().map(|x| x.0.clone()),
+                )
+            })
+            .collect(),
+        playback.duration,
+    );
+    // SAFETY: the handler only stores to an atomic.
+    unsafe {
+        libc::signal(libc::SIGTERM, on_sigterm as *const () as libc::sighandler_t);
+    }
+    let default_hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        restore_terminal();
+        default_hook(info);
+    }));
+    let guard = match TerminalGuard::enter() {
+        Ok(g) => g,
+        Err(e) => {
+            eprintln!("nubpf-tui: cannot set up the terminal: {e}");
+            return ExitCode::from(crate::app::run::exit::USAGE);
+        }
+    };
+    let result = event_loop(&mut app, catalogue, Some((playback, speed.or(Some(1.0)))));
+    drop(guard);
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("nubpf-tui: {e}");
+            ExitCode::from(crate::app::run::exit::USAGE)
         }
     }
 }
@@ -227,6 +289,8 @@ struct Driver {
     /// Probe threads told to detach that have not reported back yet.
     detaching: usize,
     recording: Option<Recording>,
+    /// Controls of a running replay.
+    playback: Option<Sender<state::ReplayControl>>,
     _stats: Option<std::os::fd::OwnedFd>,
 }
 
@@ -298,6 +362,34 @@ impl Driver {
                 }
             }
             Action::StopRecording => self.stop_recording(),
+            Action::WriteFile(path, bytes) => {
+                match crate::app::session::files::write_private(&path, &bytes) {
+                    Ok(()) => app.notify(format!("wrote {}", path.display())),
+                    Err(e) => app.notify(format!("cannot write: {e}")),
+                }
+            }
+            Action::Plot(base, data) => {
+                let events = self.events.clone();
+                std::thread::spawn(move || {
+                    let mut written = Vec::new();
+                    for ext in ["svg", "png"] {
+                        let path = base.with_extension(ext);
+                        match crate::app::session::plot::write(&data, &path) {
+                            Ok(()) => written.push(path.display().to_string()),
+                            Err(e) => {
+                                let _ = events.send(Event::Notice(format!("cannot plot: {e}")));
+                                return;
+                            }
+                        }
+                    }
+                    let _ = events.send(Event::Notice(format!("wrote {}", written.join(" and "))));
+                });
+            }
+            Action::Replay(control) => {
+                if let Some(tx) = &self.playback {
+                    let _ = tx.send(control);
+                }
+            }
             Action::Quit => self.stop_recording(),
         }
     }
@@ -377,7 +469,14 @@ struct Recording {
     dropped: u64,
 }
 
-fn event_loop(app: &mut App, catalogue: Arc<Catalogue>) -> std::io::Result<()> {
+/// A recording to play instead of attaching, and its speed.
+type ReplayInput = (Arc<crate::app::session::playback::Playback>, Option<f64>);
+
+fn event_loop(
+    app: &mut App,
+    catalogue: Arc<Catalogue>,
+    replay: Option<ReplayInput>,
+) -> std::io::Result<()> {
     // A fixed viewport resized on resize events: asking the terminal for its size every frame
     // opens /dev/tty, which a probe on `openat` would see twenty times a second.
     let (w, h) = crossterm::terminal::size()?;
@@ -398,10 +497,21 @@ fn event_loop(app: &mut App, catalogue: Arc<Catalogue>) -> std::io::Result<()> {
         probes: HashMap::new(),
         detaching: 0,
         recording: None,
+        playback: None,
         _stats: None,
     };
-    for a in app.start() {
-        driver.act(app, a);
+    if let Some((playback, speed)) = replay {
+        driver.playback = Some(worker::spawn_playback(
+            playback,
+            speed,
+            driver.events.clone(),
+            driver.records.clone(),
+        ));
+    }
+    if app.replay.is_none() {
+        for a in app.start() {
+            driver.act(app, a);
+        }
     }
     let mut last_tick = Instant::now();
     loop {

@@ -141,10 +141,11 @@ pub fn draw(frame: &mut Frame, app: &mut App) {
         }
     };
     let (rate, drops) = app.totals();
-    let title = app
-        .file
-        .as_ref()
-        .map_or("script (unsaved)".to_string(), |f| f.display().to_string());
+    let title = app.title.clone().unwrap_or_else(|| {
+        app.file
+            .as_ref()
+            .map_or("script (unsaved)".to_string(), |f| f.display().to_string())
+    });
     let screen = Screen {
         title,
         privileges: app
@@ -163,9 +164,17 @@ pub fn draw(frame: &mut Frame, app: &mut App) {
                 (false, Some(t)) => format!("compiled in {:.2}ms", t.as_secs_f64() * 1e3),
                 (false, None) => String::new(),
             };
-            match &app.recording {
-                Some(path) => format!("● REC {} │ {compile}", path.display()),
-                None => compile,
+            match (&app.recording, &app.replay) {
+                (Some(path), _) => format!("● REC {} │ {compile}", path.display()),
+                (None, Some(r)) => format!(
+                    "{} replay {:.1}s / {:.1}s at {}",
+                    if r.paused { "⏸" } else { "▶" },
+                    r.position as f64 / 1e9,
+                    r.duration as f64 / 1e9,
+                    r.speed
+                        .map_or("full speed".to_string(), |s| format!("{s}×")),
+                ),
+                (None, None) => compile,
             }
         },
         probes,
@@ -181,6 +190,7 @@ pub fn draw(frame: &mut Frame, app: &mut App) {
             Focus::Output => views::Focus::Output,
         },
         help: app.help,
+        replay: app.replay.is_some(),
         notice: app.notice.as_ref().map(|(n, _)| n.clone()),
         menu: app.editor.menu().map(|m| MenuModel {
             items: m

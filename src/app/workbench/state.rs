@@ -16,6 +16,9 @@ use crate::probes::runtime::decode::Value as Decoded;
 use crate::probes::runtime::maps::AggSnapshot;
 use nubpf_ebpf::layout::AggLayout;
 
+/// The generation of every replayed probe (replays never re-attach).
+pub const REPLAY_GENERATION: u64 = 1;
+
 /// Rows kept per probe; older rows are dropped (and counted) beyond this.
 pub const MAX_ROWS: usize = 1_000_000;
 
@@ -37,6 +40,8 @@ pub enum ProbeState {
     Detaching,
     Detached,
     Error(String),
+    /// Played back from a recording.
+    Replaying,
 }
 
 impl ProbeState {
@@ -48,6 +53,7 @@ impl ProbeState {
             ProbeState::Detaching => "detaching",
             ProbeState::Detached => "detached",
             ProbeState::Error(_) => "error",
+            ProbeState::Replaying => "replay",
         }
     }
 
@@ -178,6 +184,44 @@ pub enum Event {
     },
     /// A message for the user.
     Notice(String),
+    /// Where a replay is.
+    ReplayStatus {
+        position: u64,
+        duration: u64,
+        speed: Option<f64>,
+        paused: bool,
+    },
+    /// A replay went back in time: the probe's rows start over.
+    ClearRows {
+        probe: String,
+    },
+}
+
+/// Commands to a replay.
+#[derive(Debug, Clone)]
+pub enum ReplayControl {
+    TogglePause,
+    /// Moves by this many nanoseconds (negative: back).
+    Seek(i64),
+    Restart,
+    /// Multiplies the speed (`None`: as fast as possible).
+    Speed(Option<f64>),
+    /// Re-runs probe `probe`'s pipeline with new text at `span` of `source`.
+    SetPipeline {
+        probe: String,
+        text: String,
+        span: nubpf_ebpf::Span,
+        source: String,
+    },
+}
+
+/// A replay's position, for the status bar.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct ReplayStatus {
+    pub position: u64,
+    pub duration: u64,
+    pub speed: Option<f64>,
+    pub paused: bool,
 }
 
 /// Why a probe did not attach; a verifier rejection carries the source span it maps to.
@@ -220,6 +264,11 @@ pub enum Action {
         script: Arc<Script>,
     },
     StopRecording,
+    Replay(ReplayControl),
+    /// Writes a new file (never overwriting).
+    WriteFile(std::path::PathBuf, Vec<u8>),
+    /// Draws a plot into new `.svg` and `.png` files named `base` + extension.
+    Plot(std::path::PathBuf, crate::app::session::plot::PlotData),
     Quit,
 }
 
@@ -249,6 +298,8 @@ pub struct Status {
 pub struct App {
     pub editor: Editor,
     pub file: Option<std::path::PathBuf>,
+    /// The editor pane's title when not the file (e.g. a replay).
+    pub title: Option<String>,
     pub focus: Focus,
     pub help: bool,
     pub diagnostics: Vec<Diagnostic>,
@@ -269,6 +320,8 @@ pub struct App {
     pub quit: bool,
     /// The file being recorded into, if any.
     pub recording: Option<std::path::PathBuf>,
+    /// Set when the workbench plays a recording instead of attaching probes.
+    pub replay: Option<ReplayStatus>,
     /// F5 / F6 pressed while a compile was running: attach when it is done.
     pending_attach: Option<PendingAttach>,
     next_generation: u64,
@@ -285,6 +338,7 @@ impl App {
         App {
             editor,
             file,
+            title: None,
             focus: Focus::Editor,
             help: false,
             diagnostics: Vec::new(),
@@ -303,6 +357,7 @@ impl App {
             regions: Regions::default(),
             quit: false,
             recording: None,
+            replay: None,
             pending_attach: None,
             next_generation: 1,
             last_rate: Instant::now(),
@@ -651,7 +706,91 @@ impl App {
                 self.notify(text);
                 vec![]
             }
+            Event::ReplayStatus {
+                position,
+                duration,
+                speed,
+                paused,
+            } => {
+                self.replay = Some(ReplayStatus {
+                    position,
+                    duration,
+                    speed,
+                    paused,
+                });
+                vec![]
+            }
+            Event::ClearRows { probe } => {
+                if let Some(p) = self.probes.iter_mut().find(|p| p.name == probe) {
+                    p.rows.rows.clear();
+                    p.rows.total = 0;
+                    p.hits = 0;
+                }
+                vec![]
+            }
         }
+    }
+
+    /// A workbench playing `probes` back instead of attaching: their views exist from the
+    /// start, in the replaying state.
+    pub fn start_replay(
+        &mut self,
+        probes: Vec<(String, String, String, Option<String>)>,
+        duration: u64,
+    ) {
+        self.probes = probes
+            .into_iter()
+            .map(|(name, kind, target, pipeline)| ProbeView {
+                name,
+                kind,
+                target,
+                state: ProbeState::Replaying,
+                hits: 0,
+                rate: 0.0,
+                drops: 0,
+                insns: 0,
+                attach_time: None,
+                rows: Rows::default(),
+                aggregations: Vec::new(),
+                pipeline,
+                pipeline_result: None,
+                pipeline_error: None,
+                source: String::new(),
+                generation: REPLAY_GENERATION,
+                note: None,
+            })
+            .collect();
+        self.replay = Some(ReplayStatus {
+            position: 0,
+            duration,
+            speed: Some(1.0),
+            paused: false,
+        });
+        self.focus = Focus::Output;
+    }
+
+    /// Keys of a replay: F5 pause, F6 restart, F7 / F8 seek, F11 / F12 slower / faster.
+    fn replay_key(&mut self, key: &KeyEvent) -> Option<Vec<Action>> {
+        let status = self.replay?;
+        let step = (status.duration / 20).max(1_000_000_000) as i64;
+        let control = match key.code {
+            KeyCode::F(5) => ReplayControl::TogglePause,
+            KeyCode::F(6) => ReplayControl::Restart,
+            KeyCode::F(7) => ReplayControl::Seek(-step),
+            KeyCode::F(8) => ReplayControl::Seek(step),
+            KeyCode::F(11) => ReplayControl::Speed(Some(status.speed.map_or(1.0, |s| s / 2.0))),
+            KeyCode::F(12) => ReplayControl::Speed(match status.speed {
+                Some(s) if s >= 64.0 => None,
+                Some(s) => Some(s * 2.0),
+                None => None,
+            }),
+            KeyCode::F(9) => {
+                self.notify("this is a replay: there is nothing new to record");
+                return Some(vec![]);
+            }
+            _ => return None,
+        };
+        Some(vec![Action::Replay(control)])
     }
 
     fn tick(&mut self) {
@@ -676,6 +815,13 @@ impl App {
 
     /// Keys every pane shares.
     fn global_key(&mut self, key: &KeyEvent) -> Option<Vec<Action>> {
+        if !ctrl(key, 'c')
+            && !ctrl(key, 'q')
+            && !self.help
+            && let Some(actions) = self.replay_key(key)
+        {
+            return Some(actions);
+        }
         if ctrl(key, 'c') || ctrl(key, 'q') {
             self.quit = true;
             let mut actions: Vec<Action> = (0..self.probes.len())
@@ -733,6 +879,116 @@ impl App {
         }
     }
 
+    /// During a replay, a probe whose pipeline text changed is re-run over the recording.
+    /// Probes pair with the script's probe commands in order; only the user-space part of
+    /// each pipeline matters here, so the text is parsed, not compiled (no catalogue).
+    fn replayed_pipeline_edits(&mut self) -> Vec<Action> {
+        let source = self.editor.text().to_string();
+        let parts = crate::probes::front::pipeline_parts(&source);
+        let mut actions = Vec::new();
+        for (p, part) in self.probes.iter_mut().zip(parts) {
+            let Some((text, span)) = part else {
+                continue;
+            };
+            if p.pipeline.as_deref() != Some(text.as_str()) {
+                p.pipeline = Some(text.clone());
+                actions.push(Action::Replay(ReplayControl::SetPipeline {
+                    probe: p.name.clone(),
+                    text,
+                    span,
+                    source: source.clone(),
+                }));
+            }
+        }
+        actions
+    }
+
+    /// `x` in the output: exports what the tab shows — histograms as SVG and PNG plots,
+    /// tables as CSV — into new files in the working directory.
+    fn export_tab(&mut self) -> Vec<Action> {
+        let Some(tab) = self.tabs().get(self.tab).cloned() else {
+            return vec![];
+        };
+        let Some(p) = self.probes.get(tab.probe) else {
+            return vec![];
+        };
+        let stamp = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis());
+        let base = format!("{}-{stamp}", crate::app::session::table_name(&p.name));
+        let csv = |rows: &Rows| {
+            let escape = |c: &str| {
+                if c.contains([',', '"', '\n']) {
+                    format!("\"{}\"", c.replace('"', "\"\""))
+                } else {
+                    c.to_string()
+                }
+            };
+            let mut out = rows
+                .columns
+                .iter()
+                .map(|c| escape(c))
+                .collect::<Vec<_>>()
+                .join(",");
+            out.push('\n');
+            for r in &rows.rows {
+                out.push_str(&r.iter().map(|c| escape(c)).collect::<Vec<_>>().join(","));
+                out.push('\n');
+            }
+            out.into_bytes()
+        };
+        let action = match tab.kind {
+            TabKind::Records => Action::WriteFile(format!("{base}.csv").into(), csv(&p.rows)),
+            TabKind::Pipeline => match &p.pipeline_result {
+                Some(r) => Action::WriteFile(format!("{base}-pipeline.csv").into(), csv(r)),
+                None => return vec![],
+            },
+            TabKind::Aggregations => {
+                let hist = p
+                    .aggregations
+                    .iter()
+                    .find(|(l, _)| aggregates::is_histogram(l.kind));
+                match hist {
+                    Some((layout, snapshot)) => {
+                        let (_, buckets) = aggregates::histogram_groups(snapshot)
+                            .into_iter()
+                            .next()
+                            .unwrap_or_default();
+                        Action::Plot(
+                            format!("{base}-{}", snapshot.name).into(),
+                            crate::app::session::plot::PlotData::Histogram {
+                                title: format!("{} @{}", p.name, snapshot.name),
+                                bars: buckets
+                                    .into_iter()
+                                    .map(|(b, c)| (aggregates::bucket_label(layout.kind, b), c))
+                                    .collect(),
+                            },
+                        )
+                    }
+                    None => {
+                        let (layout, snapshot) = match p.aggregations.first() {
+                            Some(a) => a,
+                            None => return vec![],
+                        };
+                        let mut rows = Rows::default();
+                        let mut columns = aggregates::key_columns(layout);
+                        columns.push(snapshot.name.clone());
+                        for e in aggregates::sorted_entries(snapshot).into_iter().rev() {
+                            let mut values: Vec<Decoded> = e.key.clone();
+                            values.push(Decoded::Str(e.value.value().to_string()));
+                            rows.push(&columns, &values);
+                        }
+                        Action::WriteFile(
+                            format!("{base}-{}.csv", snapshot.name).into(),
+                            csv(&rows),
+                        )
+                    }
+                }
+            }
+        };
+        vec![action]
+    }
+
     /// F9: starts recording into `nubpf-<time>.db` in the working directory, or stops.
     fn toggle_recording(&mut self) -> Vec<Action> {
         if let Some(path) = self.recording.take() {
@@ -778,6 +1034,7 @@ impl App {
                     return vec![];
                 }
                 match self.editor.handle_key(key) {
+                    Outcome::Edited if self.replay.is_some() => self.replayed_pipeline_edits(),
                     Outcome::Edited => self.recompile(),
                     _ => vec![],
                 }
@@ -835,6 +1092,7 @@ impl App {
                             self.scroll = 0;
                         }
                     }
+                    KeyCode::Char('x') => return self.export_tab(),
                     KeyCode::Char('?') => self.help = true,
                     KeyCode::Esc | KeyCode::Char('e') => self.focus = Focus::Editor,
                     _ => {}

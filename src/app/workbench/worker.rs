@@ -285,3 +285,188 @@ fn evaluate(
         .collect();
     Ok((columns, rows))
 }
+
+/// Plays a recording into the workbench: rows and aggregation snapshots at recorded speed
+/// (or faster, or as fast as possible), pausable and seekable, pipelines re-run each second
+/// over the rows played so far.
+pub fn spawn_playback(
+    playback: Arc<crate::app::session::playback::Playback>,
+    speed: Option<f64>,
+    events: Sender<Event>,
+    records: SyncSender<Event>,
+) -> Sender<super::state::ReplayControl> {
+    use super::state::{REPLAY_GENERATION, ReplayControl};
+    let (tx, rx) = std::sync::mpsc::channel::<ReplayControl>();
+    std::thread::spawn(move || {
+        let n = playback.probes.len();
+        let mut pipelines: Vec<Option<Pipeline>> = playback
+            .probes
+            .iter()
+            .map(|p| {
+                let (text, start, end) = p.pipeline.clone()?;
+                Pipeline::from_text(&playback.script, &text, nubpf_ebpf::Span::new(start, end)).ok()
+            })
+            .collect();
+        let mut pipeline_source = playback.script.clone();
+        let mut position = 0u64;
+        let mut speed = speed;
+        let mut paused = false;
+        let mut sent = vec![0usize; n];
+        let mut snapshot_at: Vec<Option<u64>> = vec![None; n];
+        let mut last = Instant::now();
+        let mut last_status = Instant::now() - Duration::from_secs(1);
+        let mut last_pipeline = Instant::now() - Duration::from_secs(1);
+        let mut pipelines_dirty = true;
+        loop {
+            loop {
+                match rx.try_recv() {
+                    Ok(ReplayControl::TogglePause) => paused = !paused,
+                    Ok(ReplayControl::Restart) => position = u64::MAX,
+                    Ok(ReplayControl::Seek(delta)) => {
+                        let target = (position as i64)
+                            .saturating_add(delta)
+                            .clamp(0, playback.duration as i64)
+                            as u64;
+                        // Going back: start over and fast-forward to the target.
+                        if target < position {
+                            for (i, p) in playback.probes.iter().enumerate() {
+                                sent[i] = 0;
+                                snapshot_at[i] = None;
+                                let _ = events.send(Event::ClearRows {
+                                    probe: p.name.clone(),
+                                });
+                            }
+                        }
+                        position = target;
+                        pipelines_dirty = true;
+                    }
+                    Ok(ReplayControl::Speed(s)) => speed = s,
+                    Ok(ReplayControl::SetPipeline {
+                        probe,
+                        text,
+                        span,
+                        source,
+                    }) => {
+                        if let Some(i) = playback.probes.iter().position(|p| p.name == probe) {
+                            match Pipeline::from_text(&source, &text, span) {
+                                Ok(p) => {
+                                    pipelines[i] = Some(p);
+                                    pipeline_source = source;
+                                    pipelines_dirty = true;
+                                }
+                                Err(d) => {
+                                    let _ = events.send(Event::PipelineResult {
+                                        probe,
+                                        generation: REPLAY_GENERATION,
+                                        result: Err(d.message),
+                                    });
+                                }
+                            }
+                        }
+                    }
+                    Err(TryRecvError::Empty) => break,
+                    Err(TryRecvError::Disconnected) => return,
+                }
+            }
+            if position == u64::MAX {
+                position = 0;
+                for (i, p) in playback.probes.iter().enumerate() {
+                    sent[i] = 0;
+                    snapshot_at[i] = None;
+                    let _ = events.send(Event::ClearRows {
+                        probe: p.name.clone(),
+                    });
+                }
+                pipelines_dirty = true;
+            }
+            let elapsed = last.elapsed();
+            last = Instant::now();
+            if !paused {
+                position = match speed {
+                    None => playback.duration,
+                    Some(s) => position.saturating_add((elapsed.as_nanos() as f64 * s) as u64),
+                }
+                .min(playback.duration);
+            }
+            for (i, p) in playback.probes.iter().enumerate() {
+                let upto = p.rows.partition_point(|(ts, _)| *ts <= position);
+                while sent[i] < upto {
+                    let end = upto.min(sent[i] + 5_000);
+                    let batch = p.rows[sent[i]..end]
+                        .iter()
+                        .map(|(_, v)| v.clone())
+                        .collect();
+                    if records
+                        .send(Event::Records {
+                            probe: p.name.clone(),
+                            generation: REPLAY_GENERATION,
+                            columns: p.columns.clone(),
+                            records: batch,
+                        })
+                        .is_err()
+                    {
+                        return;
+                    }
+                    sent[i] = end;
+                    pipelines_dirty = true;
+                }
+                let latest = p.snapshots.partition_point(|(at, _)| *at <= position);
+                if latest > 0 && snapshot_at[i] != Some(p.snapshots[latest - 1].0) {
+                    let (at, snaps) = &p.snapshots[latest - 1];
+                    snapshot_at[i] = Some(*at);
+                    let _ = events.send(Event::Aggregates {
+                        probe: p.name.clone(),
+                        generation: REPLAY_GENERATION,
+                        snapshots: p
+                            .layouts
+                            .iter()
+                            .cloned()
+                            .zip(snaps.iter().cloned())
+                            .collect(),
+                    });
+                }
+            }
+            if pipelines_dirty && last_pipeline.elapsed() >= Duration::from_millis(500) {
+                pipelines_dirty = false;
+                last_pipeline = Instant::now();
+                for (i, p) in playback.probes.iter().enumerate() {
+                    let Some(pipeline) = &pipelines[i] else {
+                        continue;
+                    };
+                    let layout = nubpf_ebpf::layout::RecordLayout {
+                        fields: p
+                            .columns
+                            .iter()
+                            .map(|c| nubpf_ebpf::layout::FieldLayout {
+                                name: c.clone(),
+                                ty: nubpf_ebpf::ir::Ty::Str { cap: 1 },
+                                offset: 0,
+                            })
+                            .collect(),
+                        size: 0,
+                    };
+                    let input: Vec<Value> = p.rows[..sent[i]]
+                        .iter()
+                        .map(|(_, v)| values::record(&layout, v, NuSpan::unknown()))
+                        .collect();
+                    let _ = events.send(Event::PipelineResult {
+                        probe: p.name.clone(),
+                        generation: REPLAY_GENERATION,
+                        result: evaluate(pipeline, input, pipeline_source.len()),
+                    });
+                }
+            }
+            if last_status.elapsed() >= Duration::from_millis(200) {
+                last_status = Instant::now();
+                let _ = events.send(Event::ReplayStatus {
+                    position,
+                    duration: playback.duration,
+                    speed,
+                    paused,
+                });
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    });
+    tx
+}

@@ -328,17 +328,7 @@ fn probe_pipeline(
         return None;
     };
     let kind = *kind;
-    let pipeline_text = pipeline.elements.get(1).map(|second| {
-        let start = second.expr.span.start;
-        let end = pipeline.elements.last().map_or(start, |e| e.expr.span.end);
-        let span = spans.of(nu_protocol::Span::new(start, end));
-        let text = source
-            .get(span.start as usize..span.end as usize)
-            .unwrap_or("")
-            .trim()
-            .to_string();
-        (text, span)
-    });
+    let pipeline_text = pipeline_text(source, spans, pipeline);
 
     let parts = call_parts(spans, call, kind, diags)?;
     let target = match target::resolve(&TargetArgs {
@@ -449,6 +439,46 @@ fn probe_pipeline(
         note,
     };
     Some((probe, info))
+}
+
+/// The user-space part (`| where ...`) of every top-level probe pipeline, in order, found
+/// by parsing alone (no catalogue): what a replay needs to re-run edited pipelines.
+pub fn pipeline_parts(source: &str) -> Vec<Option<(String, Span)>> {
+    let state = engine::engine_state();
+    let mut ws = StateWorkingSet::new(state);
+    let spans = Spans {
+        base: ws.next_span_start(),
+        len: source.len(),
+    };
+    let block = nu_parser::parse(&mut ws, Some("probe.nu"), source.as_bytes(), false);
+    block
+        .pipelines
+        .iter()
+        .filter(|p| {
+            p.elements.first().is_some_and(|e| match &e.expr.expr {
+                NuExpr::Call(call) => matches!(
+                    (ws.get_decl(call.decl_id) as &dyn std::any::Any).downcast_ref::<Decl>(),
+                    Some(Decl::Probe { .. })
+                ),
+                _ => false,
+            })
+        })
+        .map(|p| pipeline_text(source, spans, p))
+        .collect()
+}
+
+/// The text and span of a pipeline's elements after the first.
+fn pipeline_text(source: &str, spans: Spans, pipeline: &Pipeline) -> Option<(String, Span)> {
+    let second = pipeline.elements.get(1)?;
+    let start = second.expr.span.start;
+    let end = pipeline.elements.last().map_or(start, |e| e.expr.span.end);
+    let span = spans.of(nu_protocol::Span::new(start, end));
+    let text = source
+        .get(span.start as usize..span.end as usize)
+        .unwrap_or("")
+        .trim()
+        .to_string();
+    Some((text, span))
 }
 
 fn top_level_error(span: Span) -> Diagnostic {
