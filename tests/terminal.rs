@@ -98,7 +98,10 @@ fn type_attach_see_rows_quit_restored() {
         s.lines()
             .any(|l| l.contains("sys_enter_o") && l.contains(" attached "))
     });
-    assert_ne!(our_programs(), before, "nothing loaded after F5");
+    // The programs this workbench loaded (other tests' processes may still be exiting).
+    let ours: std::collections::BTreeSet<u32> =
+        our_programs().difference(&before).copied().collect();
+    assert!(!ours.is_empty(), "nothing loaded after F5");
 
     for i in 0..5 {
         let _ = std::fs::File::open(format!("{prefix}{i}"));
@@ -132,7 +135,13 @@ fn type_attach_see_rows_quit_restored() {
     assert_eq!(status.trim(), "0", "exit status");
     let alternate = tmux.cmd(&["display", "-p", "-t", "t", "#{alternate_on}"]);
     assert_eq!(alternate.trim(), "0", "the alternate screen was left");
-    assert_eq!(our_programs(), before, "programs left after quitting");
+    // The kernel frees a program shortly after its last descriptor closes.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let left = || -> Vec<u32> { our_programs().intersection(&ours).copied().collect() };
+    while !left().is_empty() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(left(), Vec::<u32>::new(), "programs left after quitting");
     assert!(
         !std::path::Path::new(&script).exists(),
         "quitting must not write the script"
