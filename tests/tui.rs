@@ -435,3 +435,25 @@ fn replay_keys_pause_seek_and_change_speed() {
     assert_eq!(control(&mut a, KeyCode::F(8)), "Seek(5000000000)");
     assert_eq!(control(&mut a, KeyCode::F(12)), "Speed(Some(2.0))");
 }
+
+#[test]
+fn x_on_records_also_plots_events_per_second() {
+    let mut a = app(OPENAT);
+    compile(&mut a);
+    let (probe, generation) = attach(&mut a);
+    for _ in 0..2 {
+        a.update(Event::Records {
+            probe: probe.clone(),
+            generation,
+            columns: vec!["pid".into()],
+            records: vec![vec![Value::UInt(1)]; 10],
+        });
+        std::thread::sleep(Duration::from_millis(1050));
+        a.update(Event::Tick);
+    }
+    a.update(key(KeyCode::F(4)));
+    let actions = a.update(key(KeyCode::Char('x')));
+    assert!(
+        matches!(actions.as_slice(), [Action::WriteFile(..), Action::Plot(_, nubpf_tui::app::session::plot::PlotData::Rate { points, .. })] if points.len() == 2)
+    );
+}

@@ -238,6 +238,12 @@ pub fn replay(path: &std::path::Path, speed: Option<f64>, keymap: Keymap) -> Exi
     app.status.kernel = format!("{} (recorded)", playback.kernel);
     app.status.privileges = Some("replay: nothing is attached".into());
     app.title = Some(format!("replay of {}", playback.path));
+    app.export_header = crate::app::session::Recording::open(path).ok().map(|rec| {
+        let text = crate::app::session::export::script_text(&rec);
+        // Everything before the script itself.
+        let script_at = text.find(rec.script().trim_end()).unwrap_or(text.len());
+        text[..script_at].to_string()
+    });
     app.start_replay(
         playback
             .probes

@@ -117,6 +117,8 @@ pub struct ProbeView {
     pub source: String,
     /// Attachment generation: events of older generations are ignored.
     pub generation: u64,
+    /// Events per second, one point per second since attaching (at most an hour).
+    pub rate_history: Vec<(f64, f64)>,
     pub note: Option<String>,
 }
 
@@ -300,6 +302,8 @@ pub struct App {
     pub file: Option<std::path::PathBuf>,
     /// The editor pane's title when not the file (e.g. a replay).
     pub title: Option<String>,
+    /// In a replay: the header comment Ctrl-S writes above the script.
+    pub export_header: Option<String>,
     pub focus: Focus,
     pub help: bool,
     pub diagnostics: Vec<Diagnostic>,
@@ -339,6 +343,7 @@ impl App {
             editor,
             file,
             title: None,
+            export_header: None,
             focus: Focus::Editor,
             help: false,
             diagnostics: Vec::new(),
@@ -470,6 +475,7 @@ impl App {
             pipeline_error: None,
             source,
             generation,
+            rate_history: Vec::new(),
             note: sp.note.clone(),
         };
         // Re-attaching an edited probe replaces the old one.
@@ -757,6 +763,7 @@ impl App {
                 pipeline_error: None,
                 source: String::new(),
                 generation: REPLAY_GENERATION,
+                rate_history: Vec::new(),
                 note: None,
             })
             .collect();
@@ -801,6 +808,12 @@ impl App {
                 let now = p.hits.max(p.rows.total);
                 p.rate = now.saturating_sub(*last) as f64 / elapsed;
                 *last = now;
+                if p.state.is_live() || p.state == ProbeState::Replaying {
+                    let t = p.rate_history.last().map_or(0.0, |(t, _)| t + elapsed);
+                    if p.rate_history.len() < 3600 {
+                        p.rate_history.push((t, p.rate));
+                    }
+                }
             }
             self.last_rate = Instant::now();
         }
@@ -938,7 +951,22 @@ impl App {
             out.into_bytes()
         };
         let action = match tab.kind {
-            TabKind::Records => Action::WriteFile(format!("{base}.csv").into(), csv(&p.rows)),
+            TabKind::Records => {
+                let mut actions = vec![Action::WriteFile(
+                    format!("{base}.csv").into(),
+                    csv(&p.rows),
+                )];
+                if p.rate_history.len() >= 2 {
+                    actions.push(Action::Plot(
+                        format!("{base}-rate").into(),
+                        crate::app::session::plot::PlotData::Rate {
+                            title: format!("{} events per second", p.name),
+                            points: p.rate_history.clone(),
+                        },
+                    ));
+                }
+                return actions;
+            }
             TabKind::Pipeline => match &p.pipeline_result {
                 Some(r) => Action::WriteFile(format!("{base}-pipeline.csv").into(), csv(r)),
                 None => return vec![],
@@ -1012,6 +1040,15 @@ impl App {
     }
 
     fn save(&mut self) -> Vec<Action> {
+        if let Some(header) = &self.export_header {
+            // A replay exports its script under a header saying where it was recorded.
+            let stamp = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs());
+            let path = std::path::PathBuf::from(format!("session-{stamp}.nu"));
+            let text = format!("{header}{}\n", self.editor.text().trim_end());
+            return vec![Action::WriteFile(path, text.into_bytes())];
+        }
         let path = self
             .file
             .get_or_insert_with(|| std::path::PathBuf::from("probes.nu"))
