@@ -457,3 +457,16 @@ fn x_on_records_also_plots_events_per_second() {
         matches!(actions.as_slice(), [Action::WriteFile(..), Action::Plot(_, nubpf_tui::app::session::plot::PlotData::Rate { points, .. })] if points.len() == 2)
     );
 }
+
+#[test]
+fn help_lists_every_key_at_80x24() {
+    let mut a = app(OPENAT);
+    compile(&mut a);
+    a.update(key(KeyCode::F(1)));
+    let t = screen(&mut a, 80, 24);
+    let text = format!("{:?}", t.backend());
+    for (k, _) in nubpf_tui::views::KEYS {
+        assert!(text.contains(k), "{k} missing:\n{text}");
+    }
+    insta::assert_snapshot!(t.backend());
+}

@@ -738,60 +738,46 @@ fn completion_menu(menu: &MenuModel, x: u16, y: u16, screen: Rect, buf: &mut Buf
 
 /// Every key of the workbench.
 pub const KEYS: &[(&str, &str)] = &[
-    ("F1", "this help (any key closes it)"),
-    (
-        "F2 / F3 / F4",
-        "focus editor / probes / output (also: click)",
-    ),
-    (
-        "F5",
-        "attach the probe under the cursor (re-attach replaces it)",
-    ),
+    ("F1 / ?", "this help (any key closes)"),
+    ("F2 F3 F4", "focus editor/probes/output"),
+    ("F5", "attach probe under cursor"),
     ("F6", "attach all probes"),
-    (
-        "F7",
-        "detach the probe under the cursor (or the selected one)",
-    ),
+    ("F7", "detach probe under cursor"),
     ("F8", "detach all probes"),
-    ("F9", "start / stop recording to nubpf-<time>.db"),
-    ("replay: F5 / F6", "pause or resume / restart"),
-    (
-        "replay: F7 / F8",
-        "seek back / forward (a twentieth of the recording)",
-    ),
-    (
-        "replay: F11 / F12",
-        "half / double speed (past 64×: as fast as possible)",
-    ),
-    (
-        "replay: edit | …",
-        "editing a pipeline re-runs it over the recording",
-    ),
+    ("F9", "start / stop recording"),
     ("F10", "switch emacs / vi keys"),
     ("Ctrl-S", "save the script"),
-    ("Ctrl-Q / Ctrl-C", "quit (detaches everything)"),
-    ("Tab", "editor: complete (commands, targets, $ctx fields)"),
-    ("Up / Down", "editor: lines; on the first line: history"),
-    ("Ctrl-Z / Ctrl-Y", "editor (emacs): undo / redo"),
-    ("Esc", "editor: close menu, else focus output"),
-    ("Left / Right", "output: previous / next tab"),
-    (
-        "Up / Down / PgUp / PgDn",
-        "output: scroll (mouse wheel too)",
-    ),
+    ("Ctrl-Q / Ctrl-C", "quit (detaches all)"),
+    ("Tab", "complete in the editor"),
+    ("Up (first line)", "editor history"),
+    ("Ctrl-Z / Ctrl-Y", "undo / redo (emacs)"),
+    ("Esc", "close menu / to output"),
+    ("Left / Right", "output: switch tabs"),
+    ("Up Down PgUp PgDn", "output: scroll (wheel)"),
     ("End / f", "output: follow new rows"),
     ("p / Space", "output: pause / resume"),
     ("c", "output: clear the table"),
-    (
-        "x",
-        "output: export the tab (histogram: SVG + PNG; tables: CSV)",
-    ),
-    ("Up / Down, d, Enter", "probes: select, detach, show output"),
+    ("x", "output: export (SVG+PNG/CSV)"),
+    ("Up Down d Enter", "probes: select/detach/show"),
+    ("replay F5 / F6", "pause / restart"),
+    ("replay F7 / F8", "seek back / forward"),
+    ("replay F11 / F12", "half / double speed"),
+    ("replay: edit | …", "re-runs the pipeline"),
+    ("replay Ctrl-S", "export script + header"),
 ];
 
 fn help_overlay(screen: Rect, buf: &mut Buffer) {
-    let width = screen.width.min(72);
-    let height = (KEYS.len() as u16 + 2).min(screen.height);
+    // One column when it fits, else two side by side.
+    let columns = if KEYS.len() as u16 + 2 <= screen.height {
+        1
+    } else {
+        2
+    };
+    let per_column = KEYS.len().div_ceil(columns);
+    let gaps = 2 + (columns as u16 - 1) * 2;
+    let column_width: u16 = (18 + 29).min(screen.width.saturating_sub(gaps) / columns as u16);
+    let width = (column_width * columns as u16 + gaps).min(screen.width);
+    let height = (per_column as u16 + 2).min(screen.height);
     let area = Rect::new(
         screen.x + (screen.width - width) / 2,
         screen.y + (screen.height - height) / 2,
@@ -806,21 +792,25 @@ fn help_overlay(screen: Rect, buf: &mut Buffer) {
     let inner = block.inner(area);
     ratatui::widgets::Widget::render(block, area, buf);
     for (i, (k, v)) in KEYS.iter().enumerate() {
-        if i as u16 >= inner.height {
-            break;
+        let (col, row) = (i / per_column, (i % per_column) as u16);
+        if row >= inner.height {
+            continue;
         }
+        let x = inner.x + col as u16 * (column_width + 2);
+        if x >= inner.right() {
+            continue;
+        }
+        let room = inner.right() - x;
         buf.set_string(
-            inner.x,
-            inner.y + i as u16,
-            format!("{k:<24}"),
+            x,
+            inner.y + row,
+            truncate(k, room.min(18)),
             Style::default().fg(Color::Cyan),
         );
-        buf.set_string(
-            inner.x + 24,
-            inner.y + i as u16,
-            truncate(v, inner.width.saturating_sub(24)),
-            Style::default(),
-        );
+        if room > 18 {
+            let desc = (room - 18).min(column_width.saturating_sub(18));
+            buf.set_string(x + 18, inner.y + row, truncate(v, desc), Style::default());
+        }
     }
 }
 

@@ -358,6 +358,7 @@ impl Driver {
                         self.recording = Some(Recording {
                             recorder: Arc::new(r),
                             index,
+                            drops: HashMap::new(),
                             dropped: 0,
                         });
                     }
@@ -448,6 +449,22 @@ impl Driver {
                     }
                 }
             }
+            Event::Stats { probe, drops, .. } => {
+                // Losses as they grow, like `run --record`.
+                if let Some(&index) = rec.index.get(probe) {
+                    let before = rec.drops.insert(probe.clone(), *drops).unwrap_or(0);
+                    if *drops > before {
+                        let item = Item::Lost {
+                            at: rec.recorder.now(),
+                            probe: index,
+                            lost: drops - before,
+                        };
+                        if !rec.recorder.try_write(item) {
+                            rec.dropped += 1;
+                        }
+                    }
+                }
+            }
             Event::Aggregates {
                 probe, snapshots, ..
             } => {
@@ -472,6 +489,8 @@ struct Recording {
     recorder: Arc<Recorder>,
     /// Probe name → its index in the recorded script.
     index: HashMap<String, usize>,
+    /// Losses already written, per probe.
+    drops: HashMap<String, u64>,
     dropped: u64,
 }
 
