@@ -15,7 +15,7 @@ use nubpf_tui::app::session::replay::{self, ReplayOptions};
 use nubpf_tui::app::session::{Recording, plot};
 use nubpf_tui::probes::catalogue::Catalogue;
 use nubpf_tui::probes::front::{self, diagnostic};
-use nubpf_tui::probes::runtime::features::Features;
+use nubpf_tui::probes::runtime::features::{Features, Probed};
 
 const EXIT_CODES: &str = "\
 Exit codes: 0 success (also after Ctrl-C), 1 errors in the script or its pipeline,
@@ -402,10 +402,48 @@ fn list_command(what: ListCommand) -> ExitCode {
 fn info() -> ExitCode {
     let f = Features::detect();
     let yes = |b: bool| if b { "yes" } else { "no" };
-    println!("kernel: {}", f.release);
-    println!("tracepoints (tracefs mounted): {}", yes(f.tracefs));
-    println!("kprobes: {}", yes(f.kprobes));
-    println!("uprobes: {}", yes(f.uprobes));
-    println!("vmlinux BTF: {}", yes(f.btf));
+    // Loading tiny programs tells the rest; that needs the privileges to load.
+    let probed = nubpf_tui::app::privileges::check()
+        .is_ok()
+        .then(|| Probed::probe(&mut nubpf_tui::probes::runtime::Runtime::new()));
+    let loaded = |get: fn(&Probed) -> bool| {
+        probed
+            .as_ref()
+            .map_or("unknown (needs root)", |p| yes(get(p)))
+    };
+    println!("System");
+    println!("  kernel: {}", f.release);
+    println!("  tracefs mounted: {}", yes(f.tracefs));
+    println!("  vmlinux BTF: {}", yes(f.btf));
+    println!("Probe kinds");
+    println!("  tracepoint: {}", yes(f.tracefs));
+    println!("  raw_tracepoint, tp_btf: {}", yes(f.btf));
+    println!(
+        "  kprobe, kretprobe: {}",
+        if f.kprobes {
+            "yes"
+        } else {
+            "no (CONFIG_KPROBES is off)"
+        }
+    );
+    println!("  fentry, fexit: {}", loaded(|p| p.fentry));
+    println!("  uprobe, uretprobe: {}", yes(f.uprobes));
+    println!("  profile, interval (perf events): yes");
+    println!(
+        "  bpf_kprobe attaches through: {}",
+        match (probed.map(|p| p.fentry), f.kprobes) {
+            (Some(true), _) => "fentry (kprobes as fallback)",
+            (_, true) => "kprobe",
+            (Some(false), false) => "nothing: no kprobes and no fentry",
+            (None, false) => "unknown (needs root)",
+        }
+    );
+    println!("Features");
+    println!("  ring buffer: {}", loaded(|p| p.ringbuf));
+    println!(
+        "  bpf_probe_read_kernel: {}",
+        loaded(|p| p.probe_read_kernel)
+    );
+    println!("  perf link: {}", loaded(|p| p.perf_link));
     ExitCode::SUCCESS
 }

@@ -82,6 +82,7 @@ fn attach(app: &mut App) -> (String, u64) {
         generation,
         result: Ok(Duration::from_micros(1500)),
         insns: 42,
+        mechanism: None,
     });
     (probe, generation)
 }
@@ -357,6 +358,7 @@ fn verifier_rejection_after_attach_is_shown_on_its_span() {
             span: Some(span),
         }),
         insns: 0,
+        mechanism: None,
     });
     let d = a
         .diagnostics

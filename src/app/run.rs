@@ -26,7 +26,7 @@ use super::session::record::{Columns, Item, Recorder};
 use super::values;
 use crate::probes::catalogue::Catalogue;
 use crate::probes::front::{self, Diagnostic, Script, diagnostic};
-use crate::probes::runtime::features::{self, Features};
+use crate::probes::runtime::features::{self, Features, Probed};
 use crate::probes::runtime::{LoadError, LoadedModule, Runtime};
 
 /// Exit codes of `run` (and `check`), documented in `--help`.
@@ -110,6 +110,20 @@ pub fn run(opts: RunOptions) -> ExitCode {
     {
         return report(&opts, &[d], exit::SCRIPT);
     }
+    let mut runtime = Runtime::new();
+    // Kernel-function probes go through fentry where the kernel allows it; kprobes remain
+    // the fallback should a function refuse fentry.
+    let mut fallback = None;
+    if script.uses_kprobes() && Probed::probe(&mut runtime).fentry {
+        let kprobes = script.clone();
+        match script.use_fentry() {
+            Ok(_) => {
+                eprintln!("nubpf-tui: kernel-function probes attach through fentry");
+                fallback = features.kprobes.then_some(kprobes);
+            }
+            Err(d) => return report(&opts, &[d], exit::SCRIPT),
+        }
+    }
     if let Some(d) = kernel_support(&script, &features, &catalogue) {
         return report(&opts, &[d], exit::KERNEL);
     }
@@ -118,7 +132,7 @@ pub fn run(opts: RunOptions) -> ExitCode {
             eprintln!("nubpf-tui: {}: {note}", p.name);
         }
     }
-    start(opts, script)
+    start(opts, script, fallback, runtime)
 }
 
 fn report(opts: &RunOptions, d: &[Diagnostic], code: u8) -> ExitCode {
@@ -246,7 +260,12 @@ impl Output {
 }
 
 /// Loads and attaches the script, then drives it until it stops.
-fn start(opts: RunOptions, script: Script) -> ExitCode {
+fn start(
+    opts: RunOptions,
+    script: Script,
+    fallback: Option<Script>,
+    mut runtime: Runtime,
+) -> ExitCode {
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .enable_all()
@@ -262,8 +281,14 @@ fn start(opts: RunOptions, script: Script) -> ExitCode {
             int: signal(SignalKind::interrupt()).ok(),
             term: signal(SignalKind::terminate()).ok(),
         };
-        let mut runtime = Runtime::new();
-        let mut module = match runtime.load(script.compiled.clone()) {
+        let mut script = script;
+        let mut loaded = runtime.load(script.compiled.clone());
+        if let (Err(e), Some(kprobes)) = (&loaded, fallback) {
+            eprintln!("nubpf-tui: fentry refused ({e}); using kprobes");
+            script = kprobes;
+            loaded = runtime.load(script.compiled.clone());
+        }
+        let mut module = match loaded {
             Ok(m) => m,
             Err(LoadError::Verifier(r)) => {
                 let span = r.span.or_else(|| script.probes.first().map(|p| p.span)).unwrap_or_default();

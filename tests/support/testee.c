@@ -5,6 +5,8 @@
 //   testee add A B N         call nubpf_testee_add(A, B) N times
 //   testee spin MS           burn CPU for MS milliseconds
 //   testee getpid N          call getpid N times (a syscall flood)
+//   testee openpath PATH N   openat the same PATH N times
+//   testee read PATH N SIZE  read SIZE bytes from PATH N times
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -47,11 +49,31 @@ int main(int argc, char **argv) {
         } while ((now.tv_sec - start.tv_sec) * 1000 + (now.tv_nsec - start.tv_nsec) / 1000000 < ms);
         return 0;
     }
+    if (argc == 4 && strcmp(argv[1], "openpath") == 0) {
+        long n = atol(argv[3]);
+        for (long i = 0; i < n; i++) {
+            int fd = openat(AT_FDCWD, argv[2], O_RDONLY);
+            if (fd >= 0) close(fd);
+        }
+        return 0;
+    }
+    if (argc == 5 && strcmp(argv[1], "read") == 0) {
+        long n = atol(argv[3]), size = atol(argv[4]);
+        static char buf[1 << 20];
+        if (size > (long)sizeof buf) size = sizeof buf;
+        int fd = openat(AT_FDCWD, argv[2], O_RDONLY);
+        if (fd < 0) return 1;
+        for (long i = 0; i < n; i++) {
+            if (read(fd, buf, size) < 0) return 1;
+        }
+        close(fd);
+        return 0;
+    }
     if (argc == 3 && strcmp(argv[1], "getpid") == 0) {
         long n = atol(argv[2]);
         for (long i = 0; i < n; i++) syscall(SYS_getpid);
         return 0;
     }
-    fprintf(stderr, "usage: testee open PREFIX N | add A B N | spin MS | getpid N\n");
+    fprintf(stderr, "usage: testee open PREFIX N | add A B N | spin MS | getpid N | openpath PATH N | read PATH N SIZE\n");
     return 2;
 }

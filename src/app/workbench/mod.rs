@@ -291,6 +291,8 @@ struct Driver {
     records: std::sync::mpsc::SyncSender<Event>,
     compiler: Sender<(u64, String)>,
     runtime: Option<Arc<Mutex<Runtime>>>,
+    /// The kernel loads fentry programs (probed with the runtime).
+    fentry: bool,
     probes: HashMap<(String, u64), Sender<worker::Stop>>,
     /// Probe threads told to detach that have not reported back yet.
     detaching: usize,
@@ -301,10 +303,14 @@ struct Driver {
 }
 
 impl Driver {
-    fn runtime(&mut self) -> Arc<Mutex<Runtime>> {
-        self.runtime
-            .get_or_insert_with(|| Arc::new(Mutex::new(Runtime::new())))
-            .clone()
+    /// The runtime, made on first use along with the kernel probing (fentry or not).
+    fn runtime(&mut self) -> (Arc<Mutex<Runtime>>, bool) {
+        if self.runtime.is_none() {
+            let mut runtime = Runtime::new();
+            self.fentry = crate::probes::runtime::features::Probed::probe(&mut runtime).fentry;
+            self.runtime = Some(Arc::new(Mutex::new(runtime)));
+        }
+        (self.runtime.clone().unwrap_or_default(), self.fentry)
     }
 
     fn act(&mut self, app: &mut App, action: Action) {
@@ -321,13 +327,14 @@ impl Driver {
                 if self._stats.is_none() {
                     self._stats = crate::probes::runtime::enable_stats();
                 }
-                let runtime = self.runtime();
+                let (runtime, fentry) = self.runtime();
                 let stop = worker::spawn_probe(
                     probe.clone(),
                     generation,
                     script,
                     index,
                     runtime,
+                    fentry,
                     self.events.clone(),
                     self.records.clone(),
                 );
@@ -519,6 +526,7 @@ fn event_loop(
         events: events_tx,
         records: records_tx,
         runtime: None,
+        fentry: false,
         probes: HashMap::new(),
         detaching: 0,
         recording: None,

@@ -157,6 +157,8 @@ pub enum Event {
         generation: u64,
         result: Result<Duration, AttachFailure>,
         insns: usize,
+        /// How it attached when not as written (`fentry` for a `bpf_kprobe`).
+        mechanism: Option<String>,
     },
     Detached {
         probe: String,
@@ -595,8 +597,12 @@ impl App {
                 generation,
                 result,
                 insns,
+                mechanism,
             } => {
                 if let Some(p) = self.probe_mut(&probe, generation) {
+                    if let Some(m) = mechanism {
+                        p.kind = format!("{}→{m}", p.kind);
+                    }
                     match result {
                         Ok(t) => {
                             p.state = ProbeState::Attached;

@@ -50,19 +50,22 @@ pub struct Stop;
 /// Starts a thread that attaches probe `index` of `script` and streams what it produces.
 /// Records go through `records` (bounded: when the UI falls behind, batches are dropped and
 /// counted); everything else through `events`.
+/// `fentry`: the kernel loads fentry programs, so kernel-function probes use them.
+#[allow(clippy::too_many_arguments)]
 pub fn spawn_probe(
     probe: String,
     generation: u64,
     script: Arc<Script>,
     index: usize,
     runtime: Arc<Mutex<Runtime>>,
+    fentry: bool,
     events: Sender<Event>,
     records: SyncSender<Event>,
 ) -> Sender<Stop> {
     let (stop_tx, stop_rx) = std::sync::mpsc::channel::<Stop>();
     std::thread::spawn(move || {
         run_probe(
-            probe, generation, script, index, runtime, events, records, stop_rx,
+            probe, generation, script, index, runtime, fentry, events, records, stop_rx,
         );
     });
     stop_tx
@@ -75,6 +78,7 @@ fn run_probe(
     script: Arc<Script>,
     index: usize,
     runtime: Arc<Mutex<Runtime>>,
+    fentry: bool,
     events: Sender<Event>,
     records: SyncSender<Event>,
     stop: Receiver<Stop>,
@@ -86,8 +90,33 @@ fn run_probe(
             generation,
             result: Err(e),
             insns: 0,
+            mechanism: None,
         });
     };
+    // A kernel-function probe goes through fentry when the kernel allows it.
+    let mut mechanism = None;
+    let mut script = script;
+    if fentry
+        && matches!(
+            script.probes.get(index).map(|p| &p.attach),
+            Some(
+                nubpf_ebpf::program::Attach::Kprobe { .. }
+                    | nubpf_ebpf::program::Attach::Kretprobe { .. }
+            )
+        )
+    {
+        let mut converted = (*script).clone();
+        if converted.use_fentry().is_ok() {
+            mechanism = Some(
+                converted.probes[index]
+                    .attach
+                    .kind()
+                    .section_prefix()
+                    .to_string(),
+            );
+            script = Arc::new(converted);
+        }
+    }
     let compiled = match script.probe_object(index) {
         Ok(c) => c,
         Err(d) => return fail(d.message.into()),
@@ -120,6 +149,7 @@ fn run_probe(
         generation,
         result: Ok(started.elapsed()),
         insns,
+        mechanism: mechanism.clone(),
     });
 
     let pipeline = script

@@ -43,6 +43,9 @@ pub struct ScriptProbe {
     pub fields: Vec<String>,
     /// Why the probe attaches elsewhere than written (e.g. at return), for the user.
     pub note: Option<String>,
+    /// The number of BTF-typed arguments (kernel functions), where the return value of an
+    /// fexit program sits.
+    pub btf_args: Option<usize>,
 }
 
 /// A compiled script.
@@ -55,6 +58,95 @@ pub struct Script {
 }
 
 impl Script {
+    /// Whether some probe attaches to a kernel function through kprobes.
+    pub fn uses_kprobes(&self) -> bool {
+        self.probes
+            .iter()
+            .any(|p| matches!(p.attach, Attach::Kprobe { .. } | Attach::Kretprobe { .. }))
+    }
+
+    /// Switches `bpf_kprobe` / `bpf_kretprobe` probes to fentry / fexit (cheaper, and the way
+    /// on kernels without kprobes). Both see the same `$ctx` fields: arguments are read by
+    /// position either way, and a return value moves from `pt_regs` to the slot after the
+    /// arguments. Recompiles; `Ok(false)` when nothing changed.
+    pub fn use_fentry(&mut self) -> Result<bool, Diagnostic> {
+        use nubpf_ebpf::ir::{CtxRead, Expr, ExprKind, Stmt, StmtKind};
+        fn rewrite_expr(e: &mut Expr, ret: u8) {
+            if let ExprKind::Ctx(CtxRead::RetVal) = e.kind {
+                e.kind = ExprKind::Ctx(CtxRead::Arg(ret));
+            }
+            match &mut e.kind {
+                ExprKind::ReadInt { addr, .. } | ExprKind::ReadStr { addr, .. } => {
+                    rewrite_expr(addr, ret)
+                }
+                ExprKind::Unary(_, a) | ExprKind::StrMatch(_, a, _) | ExprKind::Cast(a) => {
+                    rewrite_expr(a, ret)
+                }
+                ExprKind::Binary(_, a, b)
+                | ExprKind::Cmp(_, a, b)
+                | ExprKind::And(a, b)
+                | ExprKind::Or(a, b) => {
+                    rewrite_expr(a, ret);
+                    rewrite_expr(b, ret);
+                }
+                _ => {}
+            }
+        }
+        fn rewrite(body: &mut [Stmt], ret: u8) {
+            for s in body {
+                match &mut s.kind {
+                    StmtKind::Let { value, .. } | StmtKind::Assign { value, .. } => {
+                        rewrite_expr(value, ret)
+                    }
+                    StmtKind::If {
+                        cond,
+                        then,
+                        otherwise,
+                    } => {
+                        rewrite_expr(cond, ret);
+                        rewrite(then, ret);
+                        rewrite(otherwise, ret);
+                    }
+                    StmtKind::Emit { fields } => {
+                        fields.iter_mut().for_each(|(_, e)| rewrite_expr(e, ret))
+                    }
+                    StmtKind::Aggregate { key, value, .. } => {
+                        key.iter_mut().for_each(|e| rewrite_expr(e, ret));
+                        if let Some(v) = value {
+                            rewrite_expr(v, ret);
+                        }
+                    }
+                    StmtKind::Return => {}
+                }
+            }
+        }
+        let mut changed = false;
+        for (info, probe) in self.probes.iter_mut().zip(self.module.probes.iter_mut()) {
+            let new = match &probe.attach {
+                Attach::Kprobe { function } => Attach::Fentry {
+                    function: function.clone(),
+                },
+                Attach::Kretprobe { function } => {
+                    rewrite(&mut probe.body, info.btf_args.unwrap_or(0) as u8);
+                    Attach::Fexit {
+                        function: function.clone(),
+                    }
+                }
+                _ => continue,
+            };
+            probe.attach = new.clone();
+            info.attach = new;
+            changed = true;
+        }
+        if changed {
+            self.compiled = Arc::new(
+                nubpf_ebpf::compile(&self.module)
+                    .map_err(|e| Diagnostic::error("codegen", e.to_string(), e.span))?,
+            );
+        }
+        Ok(changed)
+    }
+
     /// Probe `index` compiled on its own with its aggregations, to attach, replace and
     /// detach it without touching the others (the workbench does).
     pub fn probe_object(&self, index: usize) -> Result<Arc<nubpf_ebpf::Compiled>, Diagnostic> {
@@ -437,6 +529,10 @@ fn probe_pipeline(
         pipeline: pipeline_text,
         fields: lower::field_names(&fields),
         note,
+        btf_args: match &fields {
+            Fields::Btf { params, .. } => Some(params.len()),
+            _ => None,
+        },
     };
     Some((probe, info))
 }

@@ -65,3 +65,82 @@ pub fn mount_tracefs() -> std::io::Result<()> {
         Err(std::io::Error::last_os_error())
     }
 }
+
+/// What loading tiny programs tells about the kernel (needs the privileges to load).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Probed {
+    /// fentry / fexit programs load (trampolines allowed).
+    pub fentry: bool,
+    /// Ring buffer maps can be created.
+    pub ringbuf: bool,
+    /// `bpf_probe_read_kernel` exists.
+    pub probe_read_kernel: bool,
+    /// Perf events attach through BPF links.
+    pub perf_link: bool,
+}
+
+fn loads(runtime: &mut super::Runtime, attach: nubpf_ebpf::program::Attach, emit: bool) -> bool {
+    use nubpf_ebpf::Span;
+    use nubpf_ebpf::ir::{Builtin, Expr, ExprKind, IntTy, Module, Probe, Stmt, StmtKind, Ty};
+    let body = if emit {
+        vec![Stmt {
+            kind: StmtKind::Emit {
+                fields: vec![(
+                    "pid".into(),
+                    Expr::new(
+                        ExprKind::Builtin(Builtin::Pid),
+                        Ty::Int(IntTy::U32),
+                        Span::DUMMY,
+                    ),
+                )],
+            },
+            span: Span::DUMMY,
+        }]
+    } else {
+        Vec::new()
+    };
+    let module = Module {
+        probes: vec![Probe {
+            name: "probe".into(),
+            attach,
+            locals: Vec::new(),
+            body,
+            span: Span::DUMMY,
+        }],
+        options: nubpf_ebpf::ir::Options {
+            ringbuf_bytes: 4096,
+            ..Default::default()
+        },
+        ..Module::default()
+    };
+    match nubpf_ebpf::compile(&module) {
+        Ok(compiled) => runtime.load(std::sync::Arc::new(compiled)).is_ok(),
+        Err(_) => false,
+    }
+}
+
+impl Probed {
+    /// Loads (never attaches) a few tiny programs once.
+    pub fn probe(runtime: &mut super::Runtime) -> Probed {
+        use nubpf_ebpf::program::Attach;
+        let f = aya::features();
+        Probed {
+            fentry: loads(
+                runtime,
+                Attach::Fentry {
+                    function: "vfs_read".into(),
+                },
+                false,
+            ),
+            ringbuf: loads(
+                runtime,
+                Attach::RawTracepoint {
+                    name: "sys_enter".into(),
+                },
+                true,
+            ),
+            probe_read_kernel: f.bpf_probe_read_kernel(),
+            perf_link: f.bpf_perf_link(),
+        }
+    }
+}
