@@ -578,13 +578,12 @@ fn kernel_functions(test: &str) -> bool {
     false
 }
 
+/// What a mechanism's run produced: its name, the testee's pid, records, aggregations.
+type RunCheck = dyn Fn(&str, u32, &[Vec<Value>], &[AggSnapshot]);
+
 /// Compiles `source`, loads it through kprobes and through fentry in turn, runs the testee
 /// with `args` each time, and hands each run's records and aggregations to `check`.
-fn both_mechanisms(
-    source: &str,
-    args: &[&str],
-    check: &dyn Fn(&str, u32, &[Vec<Value>], &[AggSnapshot]),
-) {
+fn both_mechanisms(source: &str, args: &[&str], check: &RunCheck) {
     use nubpf_tui::probes::catalogue::Catalogue;
     use nubpf_tui::probes::front;
     let (script, diags) = front::compile(source, &Catalogue::system());
