@@ -579,7 +579,7 @@ fn kernel_functions(test: &str) -> bool {
 }
 
 /// What a mechanism's run produced: its name, the testee's pid, records, aggregations.
-type RunCheck = dyn Fn(&str, u32, &[Vec<Value>], &[AggSnapshot]);
+type RunCheck<'a> = dyn Fn(&str, u32, &[Vec<Value>], &[AggSnapshot]) + 'a;
 
 /// Compiles `source`, loads it through kprobes and through fentry in turn, runs the testee
 /// with `args` each time, and hands each run's records and aggregations to `check`.
