@@ -578,3 +578,34 @@ fn nuon_output_prints_aggregations_as_records() {
         vec![r#"{aggregation: count, comm: testee, count: 3}"#.to_string()]
     );
 }
+
+#[test]
+fn fentry_on_a_kernel_that_refuses_it_says_so_and_suggests_what_works() {
+    if !privileged("fentry_on_a_kernel_that_refuses_it_says_so_and_suggests_what_works") {
+        return;
+    }
+    let _serial = serial();
+    let mut runtime = nubpf_tui::probes::runtime::Runtime::new();
+    if nubpf_tui::probes::runtime::features::Probed::probe(&mut runtime).fentry {
+        eprintln!("this kernel allows fentry; the refusal cannot be shown here");
+        return;
+    }
+    let out = run(
+        &[
+            "run",
+            "-e",
+            r#"bpf_fexit "vfs_read" {|ctx| hist $ctx.retval }"#,
+            "--duration",
+            "1sec",
+        ],
+        Duration::from_secs(30),
+    );
+    assert_eq!(out.status.code(), Some(4));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("refuses fentry/fexit programs"), "{stderr}");
+    assert!(
+        stderr.contains("syscalls:sys_enter_read") || stderr.contains("bpf_kprobe"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("bug"), "{stderr}");
+}

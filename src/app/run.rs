@@ -114,7 +114,49 @@ pub fn run(opts: RunOptions) -> ExitCode {
     // Kernel-function probes go through fentry where the kernel allows it; kprobes remain
     // the fallback should a function refuse fentry.
     let mut fallback = None;
-    if script.uses_kprobes() && Probed::probe(&mut runtime).fentry {
+    let kernel_functions = script.probes.iter().any(|p| {
+        matches!(
+            p.attach,
+            Attach::Kprobe { .. }
+                | Attach::Kretprobe { .. }
+                | Attach::Fentry { .. }
+                | Attach::Fexit { .. }
+        )
+    });
+    let fentry = kernel_functions && Probed::probe(&mut runtime).fentry;
+    if let Some(p) = script
+        .probes
+        .iter()
+        .find(|p| !fentry && matches!(p.attach, Attach::Fentry { .. } | Attach::Fexit { .. }))
+    {
+        let function = match &p.attach {
+            Attach::Fentry { function } | Attach::Fexit { function } => function.clone(),
+            _ => String::new(),
+        };
+        let mut d = Diagnostic::error(
+            "no_fentry",
+            format!(
+                "this kernel ({}) refuses fentry/fexit programs, so `{function}` cannot be probed this way",
+                features.release
+            ),
+            p.span,
+        )
+        .with_label("needs fentry");
+        d = if features.kprobes {
+            d.with_help(format!(
+                "`bpf_kprobe \"{function}\"` sees the same arguments through kprobes"
+            ))
+        } else {
+            match tracepoint_alternative(&function, &catalogue) {
+                Some(tp) => d.with_help(format!("the tracepoint `{tp}` sees the same calls")),
+                None => {
+                    d.with_help("tracepoints (`nubpf-tui list tracepoints`) and uprobes work here")
+                }
+            }
+        };
+        return report(&opts, &[d], exit::KERNEL);
+    }
+    if script.uses_kprobes() && fentry {
         let kprobes = script.clone();
         match script.use_fentry() {
             Ok(_) => {
@@ -290,6 +332,16 @@ fn start(
         }
         let mut module = match loaded {
             Ok(m) => m,
+            Err(LoadError::Verifier(r)) if r.insn.is_none() => {
+                // No instruction in the log: the kernel refused the program before verifying.
+                return fail(
+                    exit::KERNEL,
+                    format!(
+                        "the kernel refused to load `{}`: {}\n  hint: `nubpf-tui info` shows what this kernel supports",
+                        r.program, r.io_error
+                    ),
+                );
+            }
             Err(LoadError::Verifier(r)) => {
                 let span = r.span.or_else(|| script.probes.first().map(|p| p.span)).unwrap_or_default();
                 let d = Diagnostic::error("verifier", format!("the kernel verifier rejected this probe: {}", r.message), span)
