@@ -127,6 +127,9 @@ fn run_probe(
     };
     let mut module = match loaded {
         Ok(m) => m,
+        Err(LoadError::Verifier(r)) if r.insn.is_none() => {
+            return fail(format!("the kernel refused to load it: {}", r.io_error).into());
+        }
         Err(LoadError::Verifier(r)) => {
             return fail(AttachFailure {
                 message: format!("the verifier rejected it: {}", r.message),
