@@ -33,11 +33,17 @@ prepare() {
     work="$cache/build"
     rm -rf "$work"
     mkdir -p "$work"
-    pkg=$(apt-cache depends linux-image-amd64 2>/dev/null | awk '/Depends: linux-image-[0-9]/ {print $2; exit}')
-    [ -n "$pkg" ] || die "cannot resolve Debian's current kernel package (run apt-get update)"
+    resolve() { apt-cache depends linux-image-amd64 2>/dev/null | awk '/Depends: linux-image-[0-9]/ {print $2; exit}'; }
+    pkg=$(resolve)
+    # Old builds leave the archive: with stale package lists, refresh them and resolve again.
+    if [ -z "$pkg" ] || ! (cd "$work" && apt-get download "$pkg" >/dev/null 2>&1); then
+        apt-get update -qq >/dev/null 2>&1 || true
+        pkg=$(resolve)
+        [ -n "$pkg" ] || die "cannot resolve Debian's current kernel package (apt-get update failed?)"
+        (cd "$work" && apt-get download "$pkg" >/dev/null 2>&1) || die "apt-get download $pkg failed"
+    fi
     ver=${pkg#linux-image-}
-    echo "vm.sh: preparing $pkg (once)" >&2
-    (cd "$work" && apt-get download "$pkg" >/dev/null 2>&1) || die "apt-get download $pkg failed"
+    echo "vm.sh: prepared from $pkg" >&2
     deb=$(ls "$work"/*.deb)
     dpkg -x "$deb" "$work/root"
     depmod -b "$work/root" "$ver"
