@@ -66,6 +66,9 @@ enum Command {
         /// Also print the probe IR or the generated eBPF instructions.
         #[arg(long, value_enum)]
         dump: Option<Dump>,
+        /// Also write the generated ELF object (what gets loaded) to FILE.
+        #[arg(long, value_name = "FILE")]
+        emit_elf: Option<PathBuf>,
     },
     /// Attach a script's probes and stream what they emit through their Nushell pipelines;
     /// print the in-kernel aggregations at the end. Stops on Ctrl-C, SIGTERM, --duration,
@@ -216,7 +219,11 @@ fn parse_duration(text: &str) -> Result<Duration, String> {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Some(Command::Check { script, dump }) => check(script.file, script.source, dump),
+        Some(Command::Check {
+            script,
+            dump,
+            emit_elf,
+        }) => check(script.file, script.source, dump, emit_elf.as_deref()),
         Some(Command::Run {
             script: ScriptArgs { file, source },
             format,
@@ -289,7 +296,12 @@ fn main() -> ExitCode {
     }
 }
 
-fn check(file: Option<PathBuf>, source: Option<String>, dump: Option<Dump>) -> ExitCode {
+fn check(
+    file: Option<PathBuf>,
+    source: Option<String>,
+    dump: Option<Dump>,
+    emit_elf: Option<&std::path::Path>,
+) -> ExitCode {
     let (name, text) = match read_source(file.as_deref(), source) {
         Ok(s) => s,
         Err(e) => {
@@ -317,6 +329,12 @@ fn check(file: Option<PathBuf>, source: Option<String>, dump: Option<Dump>) -> E
             }
         }
         None => {}
+    }
+    if let Some(path) = emit_elf
+        && let Err(e) = std::fs::write(path, &script.compiled.object)
+    {
+        eprintln!("nubpf-tui check: cannot write {}: {e}", path.display());
+        return ExitCode::from(exit::USAGE);
     }
     for p in &script.probes {
         let note = p

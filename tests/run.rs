@@ -609,3 +609,42 @@ fn fentry_on_a_kernel_that_refuses_it_says_so_and_suggests_what_works() {
     );
     assert!(!stderr.contains("bug"), "{stderr}");
 }
+
+#[test]
+fn check_emit_elf_writes_the_object_that_would_be_loaded() {
+    // A uprobe needs no tracefs or root: only the test binary's symbols.
+    let bin = testee().display().to_string();
+    let script =
+        format!("bpf_uprobe \"{bin}\" \"nubpf_testee_add\" {{|ctx| count --by $ctx.arg0 }}");
+    let path = std::path::PathBuf::from(format!("{}probe.o", unique_prefix("emit-elf")));
+    let out = run(
+        &["check", "-e", &script, "--emit-elf", path.to_str().unwrap()],
+        Duration::from_secs(30),
+    );
+    let written = std::fs::read(&path);
+    let _ = std::fs::remove_file(&path);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let written = written.expect("the object file");
+    let catalogue = nubpf_tui::probes::catalogue::Catalogue::system();
+    let (compiled, diagnostics) = nubpf_tui::probes::front::compile(&script, &catalogue);
+    let compiled = compiled.unwrap_or_else(|| panic!("{diagnostics:?}"));
+    assert_eq!(written, compiled.compiled.object);
+    // A relocatable ELF64 for the BPF machine (247).
+    assert_eq!(&written[..4], b"\x7fELF");
+    assert_eq!(u16::from_le_bytes([written[18], written[19]]), 247);
+
+    let bad = run(
+        &["check", "-e", &script, "--emit-elf", "/nonexistent/dir/x.o"],
+        Duration::from_secs(30),
+    );
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&bad.stderr).contains("cannot write /nonexistent/dir/x.o"),
+        "{}",
+        String::from_utf8_lossy(&bad.stderr)
+    );
+}
