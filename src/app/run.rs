@@ -78,6 +78,8 @@ pub fn run(opts: RunOptions) -> ExitCode {
     if let Err(message) = super::privileges::check() {
         return fail(exit::PRIVILEGES, message);
     }
+    // The loader parses vmlinux BTF while the script compiles.
+    let runtime = Runtime::in_background();
     let features = Features::detect();
     if !features.tracefs {
         match features::mount_tracefs() {
@@ -110,7 +112,7 @@ pub fn run(opts: RunOptions) -> ExitCode {
     {
         return report(&opts, &[d], exit::SCRIPT);
     }
-    let mut runtime = Runtime::new();
+    let mut runtime = runtime.join().unwrap_or_else(|_| Runtime::new());
     // Kernel-function probes go through fentry where the kernel allows it; kprobes remain
     // the fallback should a function refuse fentry.
     let mut fallback = None;
@@ -793,13 +795,15 @@ fn summary(script: &Script, per_probe: &[AtomicU64], module: &LoadedModule) {
 }
 
 /// A command forked but held before `exec` until the probes are attached, so its first
-/// instruction is already traced. (`std::process::Command::spawn` waits for `exec`, which
-/// would deadlock against the gate.)
+/// instruction is already traced. The child stops itself with `SIGSTOP` and the parent waits
+/// until it has stopped before attaching anything: whatever the child did to get there
+/// happened before any probe existed, so a probe on the child's pid sees the command and
+/// nothing of the hand-over (a child blocked in `read` on a gate pipe would be seen by a
+/// `vfs_read` probe whenever it reached the read after the attach). `SIGCONT` releases it.
+/// (`std::process::Command::spawn` waits for `exec`, which would deadlock against the gate.)
 struct BlockedChild {
     pid: libc::pid_t,
     program: String,
-    /// Closing it lets the child `exec`.
-    release: std::os::fd::OwnedFd,
     /// The child writes its `exec` errno here; end of file means `exec` succeeded.
     status: std::os::fd::OwnedFd,
 }
@@ -864,36 +868,46 @@ impl BlockedChild {
         arg_ptrs.push(std::ptr::null());
         let mut env_ptrs: Vec<*const libc::c_char> = c_env.iter().map(|e| e.as_ptr()).collect();
         env_ptrs.push(std::ptr::null());
-        let (gate_r, gate_w) = pipe()?;
         let (status_r, status_w) = pipe()?;
-        // SAFETY: after fork the child only calls async-signal-safe functions (close, read,
-        // dup2, execve, write, _exit) on memory prepared before the fork.
+        // SAFETY: after fork the child only calls async-signal-safe functions (close, dup2,
+        // raise, execve, write, _exit) on memory prepared before the fork.
         let pid = unsafe { libc::fork() };
         if pid < 0 {
             return Err(format!("fork: {}", std::io::Error::last_os_error()));
         }
         if pid == 0 {
             unsafe {
-                libc::close(gate_w.as_raw_fd());
                 libc::close(status_r.as_raw_fd());
-                let mut byte = 0u8;
-                libc::read(gate_r.as_raw_fd(), (&mut byte as *mut u8).cast(), 1);
                 // The command's stdout goes to stderr: stdout carries the records.
                 libc::dup2(libc::STDERR_FILENO, libc::STDOUT_FILENO);
+                libc::raise(libc::SIGSTOP);
                 libc::execve(c_path.as_ptr(), arg_ptrs.as_ptr(), env_ptrs.as_ptr());
                 let errno = *libc::__errno_location();
                 libc::write(status_w.as_raw_fd(), (&errno as *const i32).cast(), 4);
                 libc::_exit(127);
             }
         }
-        drop(gate_r);
         drop(status_w);
-        Ok(BlockedChild {
+        let child = BlockedChild {
             pid,
             program,
-            release: gate_w,
             status: status_r,
-        })
+        };
+        let mut raw = 0;
+        // SAFETY: waits for our own child to stop (or, should something kill it, to end).
+        let r = unsafe { libc::waitpid(pid, &mut raw, libc::WUNTRACED) };
+        if r != pid || !libc::WIFSTOPPED(raw) {
+            let why = if r == pid {
+                format!("it ended before it could be started (status {raw:#x})")
+            } else {
+                std::io::Error::last_os_error().to_string()
+            };
+            if r != pid {
+                child.kill();
+            }
+            return Err(format!("cannot start `{command}`: {why}"));
+        }
+        Ok(child)
     }
 
     /// Lets the command run. Fails when it could not `exec`; otherwise returns a channel
@@ -906,10 +920,10 @@ impl BlockedChild {
         let BlockedChild {
             pid,
             program,
-            release,
             status,
         } = self;
-        drop(release);
+        // SAFETY: continues our own stopped child.
+        unsafe { libc::kill(pid, libc::SIGCONT) };
         let mut errno = 0i32;
         // SAFETY: reads at most 4 bytes into an i32.
         let n = unsafe { libc::read(status.as_raw_fd(), (&mut errno as *mut i32).cast(), 4) };

@@ -35,6 +35,35 @@ fn vmlinux_btf() -> Option<&'static Btf> {
     BTF.get_or_init(|| Btf::from_sys_fs().ok()).as_ref()
 }
 
+/// A loader that holds no vmlinux BTF, or `None` when one cannot be made.
+///
+/// aya 0.14's `EbpfLoader::new` always reads and parses `/sys/kernel/btf/vmlinux` (5 MB,
+/// about 20 ms here: most of nubpf's start-up; aya issue #1172), which only CO-RE relocations
+/// need, and our objects carry none. So the loader is made on a short-lived thread with a
+/// filesystem root of its own (`unshare(CLONE_FS)` + `chroot`), in which that file does not
+/// exist: aya's read fails at once and the loader holds `None`, as `.btf(None)` would have
+/// set. Nothing outside that thread changes. Without CAP_SYS_CHROOT the caller falls back to
+/// `EbpfLoader::new`.
+fn loader_without_btf() -> Option<EbpfLoader<'static>> {
+    std::thread::spawn(|| {
+        // SAFETY: unshare(CLONE_FS) gives this thread its own root and working directory; the
+        // rest of the process keeps the shared ones. chroot is only reached after it worked.
+        unsafe {
+            if libc::unshare(libc::CLONE_FS) != 0 {
+                return None;
+            }
+            // Any directory without `sys/kernel/btf/vmlinux` beneath it will do.
+            if libc::chroot(c"/sys/kernel/btf".as_ptr()) != 0 {
+                return None;
+            }
+        }
+        Some(EbpfLoader::new())
+    })
+    .join()
+    .ok()
+    .flatten()
+}
+
 /// Failures while loading an object and its programs into the kernel.
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
@@ -86,13 +115,21 @@ impl std::fmt::Debug for Runtime {
 }
 
 impl Runtime {
-    /// Creates the loader and parses vmlinux BTF once.
+    /// Creates the loader, without the vmlinux BTF that aya would parse for it (see
+    /// `loader_without_btf`); tp_btf and fentry loads parse their own copy when first used
+    /// (`vmlinux_btf`).
     pub fn new() -> Runtime {
         // Read once now, not while probes run (see `possible_cpus`).
         let _ = maps::possible_cpus();
-        let mut loader = EbpfLoader::new();
-        loader.btf(vmlinux_btf());
-        Runtime { loader }
+        Runtime {
+            loader: loader_without_btf().unwrap_or_default(),
+        }
+    }
+
+    /// `Runtime::new` on a thread of its own, to overlap with compiling when it has to parse
+    /// BTF after all.
+    pub fn in_background() -> std::thread::JoinHandle<Runtime> {
+        std::thread::spawn(Runtime::new)
     }
 
     /// Creates the maps of `compiled` and loads (verifies) every program, without attaching.
