@@ -380,7 +380,13 @@ fn histograms_and_value_aggregations_are_exact() {
         1023,
         1024,
         4096,
+        65535,
+        65536,
+        (1 << 32) - 1,
+        1 << 32,
+        (1 << 32) + 1,
         1 << 40,
+        1 << 62,
     ];
     let aggs = feed(module, &values);
 
@@ -409,7 +415,7 @@ fn histograms_and_value_aggregations_are_exact() {
     let sum: i128 = values.iter().map(|&v| v as i128).sum();
     assert_eq!(aggs[2].entries[0].value, Merged::Sum(sum));
     assert_eq!(aggs[3].entries[0].value, Merged::Min(-3));
-    assert_eq!(aggs[4].entries[0].value, Merged::Max(1 << 40));
+    assert_eq!(aggs[4].entries[0].value, Merged::Max(1 << 62));
     assert_eq!(
         aggs[5].entries[0].value,
         Merged::Avg {

@@ -281,6 +281,36 @@ pub enum StmtKind {
     },
 }
 
+impl Stmt {
+    /// Calls `f` on every expression of this statement and of the statements inside it.
+    pub fn walk_exprs(&self, f: &mut dyn FnMut(&Expr)) {
+        match &self.kind {
+            StmtKind::Let { value, .. } | StmtKind::Assign { value, .. } => value.walk(f),
+            StmtKind::If {
+                cond,
+                then,
+                otherwise,
+            } => {
+                cond.walk(f);
+                for s in then.iter().chain(otherwise) {
+                    s.walk_exprs(f);
+                }
+            }
+            StmtKind::Return => {}
+            StmtKind::Emit { fields } => {
+                for (_, e) in fields {
+                    e.walk(f);
+                }
+            }
+            StmtKind::Aggregate { key, value, .. } => {
+                for e in key.iter().chain(value) {
+                    e.walk(f);
+                }
+            }
+        }
+    }
+}
+
 /// One probe: where it attaches and what it does on every hit.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Probe {
@@ -291,6 +321,17 @@ pub struct Probe {
     pub locals: Vec<Ty>,
     pub body: Vec<Stmt>,
     pub span: Span,
+}
+
+impl Probe {
+    /// True when some expression reads the program's context (fields, arguments, strings).
+    pub fn reads_ctx(&self) -> bool {
+        let mut reads = false;
+        for s in &self.body {
+            s.walk_exprs(&mut |e| reads |= matches!(e.kind, ExprKind::Ctx(_)));
+        }
+        reads
+    }
 }
 
 /// What an aggregation computes.

@@ -61,9 +61,11 @@ impl RecordLayout {
 
     /// True when some bytes belong to no field, or a string may leave bytes after its NUL:
     /// such keys must be zeroed before they are filled, or equal keys would differ.
-    pub fn needs_zeroing(&self) -> bool {
-        let covered: u32 = self.fields.iter().map(|f| f.ty.size()).sum();
-        covered != self.size || self.fields.iter().any(|f| f.ty.is_str())
+    /// True when the fields (and `extra` bytes written after them, such as a histogram
+    /// bucket) leave padding in the record.
+    pub fn has_padding(&self, extra: u32) -> bool {
+        let covered: u32 = self.fields.iter().map(|f| f.ty.size()).sum::<u32>() + extra;
+        covered != self.size
     }
 
     pub fn field(&self, name: &str) -> Option<&FieldLayout> {

@@ -170,37 +170,29 @@ impl Gen<'_, '_> {
     }
 
     fn builtin(&mut self, b: Builtin) -> G<Reg> {
-        match b {
-            Builtin::Pid | Builtin::Tid => {
-                self.call(Helper::GetCurrentPidTgid, &[])?;
-                let r = self.take_r0()?;
-                if b == Builtin::Pid {
-                    self.asm.emit(Insn::alu64_imm(AluOp::Rsh, r, 32));
-                } else {
-                    self.asm.emit(Insn::alu32_reg(AluOp::Mov, r, r));
-                }
-                Ok(r)
-            }
-            Builtin::Uid | Builtin::Gid => {
-                self.call(Helper::GetCurrentUidGid, &[])?;
-                let r = self.take_r0()?;
-                if b == Builtin::Gid {
-                    self.asm.emit(Insn::alu64_imm(AluOp::Rsh, r, 32));
-                } else {
-                    self.asm.emit(Insn::alu32_reg(AluOp::Mov, r, r));
-                }
-                Ok(r)
-            }
-            Builtin::Ktime => {
-                self.call(Helper::KtimeGetNs, &[])?;
-                self.take_r0()
-            }
-            Builtin::Cpu => {
-                self.call(Helper::GetSmpProcessorId, &[])?;
-                self.take_r0()
-            }
-            Builtin::Comm => Err(self.internal("comm typed as integer").into()),
+        self.builtin_in_r0(b)?;
+        self.take_r0()
+    }
+
+    /// Computes an integer builtin into `r0`, where its helper leaves it: a value stored
+    /// straight to memory needs no temporary.
+    pub(super) fn builtin_in_r0(&mut self, b: Builtin) -> G<()> {
+        let (helper, high_half) = match b {
+            Builtin::Pid => (Helper::GetCurrentPidTgid, Some(true)),
+            Builtin::Tid => (Helper::GetCurrentPidTgid, Some(false)),
+            Builtin::Gid => (Helper::GetCurrentUidGid, Some(true)),
+            Builtin::Uid => (Helper::GetCurrentUidGid, Some(false)),
+            Builtin::Ktime => (Helper::KtimeGetNs, None),
+            Builtin::Cpu => (Helper::GetSmpProcessorId, None),
+            Builtin::Comm => return Err(self.internal("comm typed as integer").into()),
+        };
+        self.call(helper, &[])?;
+        match high_half {
+            Some(true) => self.asm.emit(Insn::alu64_imm(AluOp::Rsh, Reg::R0, 32)),
+            Some(false) => self.asm.emit(Insn::alu32_reg(AluOp::Mov, Reg::R0, Reg::R0)),
+            None => {}
         }
+        Ok(())
     }
 
     /// Reads an integer of `ty` from the address `addr` evaluates to. A failed read gives 0.

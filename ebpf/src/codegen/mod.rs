@@ -470,7 +470,11 @@ impl<'g, 'm> Gen<'g, 'm> {
 
     fn run(mut self) -> std::result::Result<(Assembled, u32, u32), GenStop> {
         self.asm.set_span(self.probe.span);
-        self.asm.emit(Insn::mov64_reg(CTX_REG, Reg::R1));
+        // The context arrives in r1, which the first helper call clobbers: keep it in a
+        // callee-saved register when something reads it.
+        if self.probe.reads_ctx() {
+            self.asm.emit(Insn::mov64_reg(CTX_REG, Reg::R1));
+        }
         if self.scratch.is_some() {
             let scratch = self.m.scratch_map();
             let key = self.frame.alloc(8, self.asm.span())?;
