@@ -26,7 +26,8 @@ pub enum PlotData {
 
 static FONT: &[u8] = include_bytes!("../../../assets/DejaVuSans.ttf");
 
-fn register_font() {
+/// Makes the bundled font plotters' "sans-serif" (idempotent).
+pub fn register_font() {
     static ONCE: std::sync::Once = std::sync::Once::new();
     ONCE.call_once(|| {
         // The bundled font parses; a failure would only lose the labels.
