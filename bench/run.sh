@@ -1,6 +1,6 @@
 #!/bin/sh
 # nubpf side by side with bpftrace (benches/compare.rs); results go to bench/results/.
-# Usage: sudo bench/run.sh [--runs N] [--out DIR]
+# Usage: sudo bench/run.sh [--runs N] [--out DIR] [--only start|per-event|throughput|workbench]
 set -eu
 cd "$(dirname "$0")/.."
 

@@ -885,15 +885,17 @@ fn markdown(results: &Results, runs: usize, took: Duration) -> String {
          attaching; nubpf's `attached` line). Per-event overhead is the extra time of a getpid \
          call in this process while the other tool's probe is attached and its output is read; \
          program run time comes from the kernel's BPF_ENABLE_STATS. Instructions are the \
-         kernel's translated count (`bpftool prog dump xlated`) of the probe programs while \
-         attached. Throughput runs `testee getpid 2000000` under `-c` with a `comm` filter, and \
-         counts the record lines arriving on a pipe between the first and the last."
+         kernel's translated count of the probe programs while attached (what `bpftool prog \
+         dump xlated` lists, read from the kernel's program info; bpftrace's BEGIN excluded). \
+         Throughput runs `testee getpid 2000000` under `-c` with a `comm` filter, and counts \
+         the record lines arriving on a pipe between the first and the last."
     );
     md
 }
 
 fn chart(results: &Results, path: &Path) -> Result<(), Box<dyn std::error::Error>> {
     use plotters::prelude::*;
+    use plotters::style::text_anchor::{HPos, Pos, VPos};
     nubpf_tui::app::session::plot::register_font();
     let bars: Vec<(&str, f64)> = results
         .pairs
@@ -914,33 +916,53 @@ fn chart(results: &Results, path: &Path) -> Result<(), Box<dyn std::error::Error
         .margin(12)
         .x_label_area_size(36)
         .y_label_area_size(420)
-        .build_cartesian_2d((lo..hi).log_scale(), 0..bars.len())?;
+        .build_cartesian_2d(
+            (lo..hi).log_scale(),
+            (0..bars.len().saturating_sub(1)).into_segmented(),
+        )?;
+    // Row `i` of `bars` is drawn top-down: segment `n - 1 - i`.
+    let n = bars.len();
+    let row = |i: usize| n - 1 - i;
     chart
         .configure_mesh()
         .disable_y_mesh()
-        .y_labels(bars.len())
-        .y_label_formatter(&|i| {
-            bars.get(bars.len().wrapping_sub(1).wrapping_sub(*i))
-                .map(|b| b.0.to_string())
-                .unwrap_or_default()
+        .y_labels(n)
+        .y_label_formatter(&|v| match v {
+            SegmentValue::CenterOf(s) if *s < n => bars[row(*s)].0.to_string(),
+            _ => String::new(),
         })
         .x_desc("nubpf advantage (×)")
         .label_style(("sans-serif", 13))
         .draw()?;
     chart.draw_series(bars.iter().enumerate().map(|(i, (_, a))| {
-        let y = bars.len() - 1 - i;
+        let y = row(i);
         let color = if *a >= 1.0 {
             RGBColor(46, 125, 50)
         } else {
             RGBColor(198, 40, 40)
         };
-        Rectangle::new([(lo, y), (*a, y + 1)], color.mix(0.8).filled())
+        // From 1× to the advantage: right of the line nubpf wins, left of it bpftrace does.
+        let mut bar = Rectangle::new(
+            [
+                (1.0, SegmentValue::Exact(y)),
+                (*a, SegmentValue::Exact(y + 1)),
+            ],
+            color.mix(0.8).filled(),
+        );
+        bar.set_margin(5, 5, 0, 0);
+        bar
     }))?;
     chart.draw_series(bars.iter().enumerate().map(|(i, (_, a))| {
-        let y = bars.len() - 1 - i;
-        Text::new(format!("{a:.2}×"), (*a, y), ("sans-serif", 12))
+        Text::new(
+            format!(" {a:.2}×"),
+            (a.max(1.0), SegmentValue::CenterOf(row(i))),
+            TextStyle::from(("sans-serif", 12).into_font()).pos(Pos::new(HPos::Left, VPos::Center)),
+        )
     }))?;
-    chart.draw_series(LineSeries::new([(1.0, 0), (1.0, bars.len())], BLACK))?;
+    chart.draw_series(LineSeries::new(
+        [(1.0, SegmentValue::Exact(0)), (1.0, SegmentValue::Exact(n))],
+        BLACK,
+    ))?;
     root.present()?;
     Ok(())
 }
