@@ -839,7 +839,7 @@ fn machine() -> Vec<(&'static str, String)> {
     ]
 }
 
-fn markdown(results: &Results, runs: usize, took: Duration) -> String {
+fn markdown(results: &Results, runs: usize, took: Duration, svg_name: &str) -> String {
     let mut md = String::new();
     let date = command_line("date", &["-u", "+%Y-%m-%d %H:%M UTC"]).unwrap_or_default();
     let _ = writeln!(md, "# nubpf and bpftrace side by side\n");
@@ -878,8 +878,11 @@ fn markdown(results: &Results, runs: usize, took: Duration) -> String {
     }
     let _ = writeln!(
         md,
-        "\n![How many times better nubpf does, per figure](latest.svg)\n\n\
-         Compile time is the whole process (`bpftrace --emit-elf` vs `nubpf-tui check \
+        "\n![How many times better nubpf does, per figure]({svg_name})\n"
+    );
+    let _ = writeln!(
+        md,
+        "Compile time is the whole process (`bpftrace --emit-elf` vs `nubpf-tui check \
          --emit-elf`), start-up included. Start → attached is from spawning the tool to its \
          signal that every probe is attached (bpftrace's `BEGIN` printing, which it runs after \
          attaching; nubpf's `attached` line). Per-event overhead is the extra time of a getpid \
@@ -979,7 +982,8 @@ fn give_back(path: &Path) {
 
 const USAGE: &str = "usage: compare [--runs N] [--out DIR] [--only SECTION]\n\
   --runs N        pairs per figure (default 5, at least 1)\n\
-  --out DIR       where latest.md and latest.svg go (default bench/results)\n\
+  --out DIR       where latest.md and latest.svg go (default bench/results);\n\
+                  with --only, latest-SECTION.md and .svg\n\
   --only SECTION  start (compile, start, size), per-event, throughput or workbench";
 
 const SECTIONS: [&str; 4] = ["start", "per-event", "throughput", "workbench"];
@@ -1056,8 +1060,14 @@ fn main() {
     let took = started.elapsed();
 
     std::fs::create_dir_all(&out).expect("results directory");
-    let (md_path, svg_path) = (out.join("latest.md"), out.join("latest.svg"));
-    let md = markdown(&results, runs, took);
+    // A partial run never replaces the full results.
+    let stem = match &only {
+        Some(section) => format!("latest-{section}"),
+        None => "latest".to_string(),
+    };
+    let svg_name = format!("{stem}.svg");
+    let (md_path, svg_path) = (out.join(format!("{stem}.md")), out.join(&svg_name));
+    let md = markdown(&results, runs, took, &svg_name);
     std::fs::write(&md_path, &md).expect("write the results table");
     give_back(&md_path);
     if let Err(e) = chart(&results, &svg_path) {
