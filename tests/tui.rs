@@ -467,8 +467,9 @@ fn help_lists_every_key_at_80x24() {
     a.update(key(KeyCode::F(1)));
     let t = screen(&mut a, 80, 24);
     let text = format!("{:?}", t.backend());
-    for (k, _) in nubpf_tui::views::KEYS {
+    for (k, v) in nubpf_tui::views::KEYS {
         assert!(text.contains(k), "{k} missing:\n{text}");
+        assert!(text.contains(v), "{k}: `{v}` not whole:\n{text}");
     }
     insta::assert_snapshot!(t.backend());
 }

@@ -736,37 +736,43 @@ fn completion_menu(menu: &MenuModel, x: u16, y: u16, screen: Rect, buf: &mut Buf
     }
 }
 
-/// Every key of the workbench.
+/// Every key of the workbench. Worded to fit whole in two columns at 80×24.
 pub const KEYS: &[(&str, &str)] = &[
-    ("F1 / ?", "this help (any key closes)"),
-    ("F2 F3 F4", "focus editor/probes/output"),
-    ("F5", "attach probe under cursor"),
+    ("F1 / ?", "this help (any key)"),
+    ("F2 F3 F4", "focus editor/probes/out"),
+    ("F5", "attach probe at cursor"),
     ("F6", "attach all probes"),
-    ("F7", "detach probe under cursor"),
+    ("F7", "detach probe at cursor"),
     ("F8", "detach all probes"),
     ("F9", "start / stop recording"),
     ("F10", "switch emacs / vi keys"),
     ("Ctrl-S", "save the script"),
-    ("Ctrl-Q / Ctrl-C", "quit (detaches all)"),
+    ("Ctrl-Q/Ctrl-C", "quit (detaches all)"),
     ("Tab", "complete in the editor"),
-    ("Up (first line)", "editor history"),
-    ("Ctrl-Z / Ctrl-Y", "undo / redo (emacs)"),
+    ("Up (line 1)", "editor history"),
+    ("Ctrl-Z/Ctrl-Y", "undo / redo (emacs)"),
     ("Esc", "close menu / to output"),
     ("Left / Right", "output: switch tabs"),
-    ("Up Down PgUp PgDn", "output: scroll (wheel)"),
-    ("End / f", "output: follow new rows"),
+    ("↑ ↓ PgUp PgDn", "output: scroll (wheel)"),
+    ("End / f", "output: follow newest"),
     ("p / Space", "output: pause / resume"),
-    ("c", "output: clear the table"),
-    ("x", "output: export (SVG+PNG/CSV)"),
-    ("Up Down d Enter", "probes: select/detach/show"),
+    ("c", "output: clear table"),
+    ("x", "output: export SVG/CSV"),
+    ("↑ ↓ in probes", "select a probe"),
+    ("d / Enter", "probes: detach / show"),
     ("replay F5 / F6", "pause / restart"),
     ("replay F7 / F8", "seek back / forward"),
-    ("replay F11 / F12", "half / double speed"),
-    ("replay: edit | …", "re-runs the pipeline"),
+    ("replay F11/F12", "half / double speed"),
+    ("replay: edit |", "re-runs the pipeline"),
     ("replay Ctrl-S", "export script + header"),
 ];
 
 fn help_overlay(screen: Rect, buf: &mut Buffer) {
+    let chars = |s: &str| s.chars().count() as u16;
+    let widest = |keys: &[(&str, &str)]| {
+        let key = keys.iter().map(|(k, _)| chars(k)).max().unwrap_or(0) + 2;
+        (key, keys.iter().map(|(_, v)| chars(v)).max().unwrap_or(0))
+    };
     // One column when it fits, else two side by side.
     let columns = if KEYS.len() as u16 + 2 <= screen.height {
         1
@@ -774,8 +780,15 @@ fn help_overlay(screen: Rect, buf: &mut Buffer) {
         2
     };
     let per_column = KEYS.len().div_ceil(columns);
+    let layout: Vec<(u16, u16)> = KEYS.chunks(per_column).map(widest).collect();
     let gaps = 2 + (columns as u16 - 1) * 2;
-    let column_width: u16 = (18 + 29).min(screen.width.saturating_sub(gaps) / columns as u16);
+    let room = screen.width.saturating_sub(gaps) / columns as u16;
+    let column_width = layout
+        .iter()
+        .map(|(k, v)| k + v)
+        .max()
+        .unwrap_or(0)
+        .min(room);
     let width = (column_width * columns as u16 + gaps).min(screen.width);
     let height = (per_column as u16 + 2).min(screen.height);
     let area = Rect::new(
@@ -800,16 +813,21 @@ fn help_overlay(screen: Rect, buf: &mut Buffer) {
         if x >= inner.right() {
             continue;
         }
-        let room = inner.right() - x;
+        let room = (inner.right() - x).min(column_width);
+        let key_width = layout[col].0.min(room);
         buf.set_string(
             x,
             inner.y + row,
-            truncate(k, room.min(18)),
+            truncate(k, key_width),
             Style::default().fg(Color::Cyan),
         );
-        if room > 18 {
-            let desc = (room - 18).min(column_width.saturating_sub(18));
-            buf.set_string(x + 18, inner.y + row, truncate(v, desc), Style::default());
+        if room > key_width {
+            buf.set_string(
+                x + key_width,
+                inner.y + row,
+                truncate(v, room - key_width),
+                Style::default(),
+            );
         }
     }
 }
