@@ -10,6 +10,9 @@ use ratatui::style::{Color, Modifier, Style};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Clear, Paragraph, Wrap};
 
+mod row;
+pub use row::{Cells, Row};
+
 /// Which pane has the keyboard.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Focus {
@@ -46,7 +49,7 @@ pub struct DiagLine {
 /// A table of strings.
 pub struct TableModel<'a> {
     pub columns: &'a [String],
-    pub rows: &'a VecDeque<Vec<String>>,
+    pub rows: &'a VecDeque<Row>,
     pub widths: &'a [u16],
     /// Rows scrolled up from the newest; 0 follows.
     pub scroll: usize,
@@ -533,7 +536,7 @@ pub fn table(t: &TableModel, area: Rect, buf: &mut Buffer) {
     let start = end.saturating_sub(visible);
     for (line, row) in t.rows.range(start..end).enumerate() {
         let y = area.y + 1 + line as u16;
-        for ((x, w), cell) in cols.iter().zip(row) {
+        for ((x, w), cell) in cols.iter().zip(row.cells()) {
             buf.set_string(*x, y, truncate(cell, *w), Style::default());
         }
     }

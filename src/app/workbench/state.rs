@@ -14,6 +14,7 @@ use crate::editor::{Editor, Outcome};
 use crate::probes::front::{Diagnostic, Script};
 use crate::probes::runtime::decode::Value as Decoded;
 use crate::probes::runtime::maps::AggSnapshot;
+use crate::views::Row;
 use nubpf_ebpf::layout::AggLayout;
 
 /// The generation of every replayed probe (replays never re-attach).
@@ -66,7 +67,7 @@ impl ProbeState {
 #[derive(Clone, Debug, Default)]
 pub struct Rows {
     pub columns: Vec<String>,
-    pub rows: VecDeque<Vec<String>>,
+    pub rows: VecDeque<Row>,
     pub widths: Vec<u16>,
     /// Every record received, dropped ones included.
     pub total: u64,
@@ -80,8 +81,8 @@ impl Rows {
             self.columns = columns.to_vec();
             self.widths = columns.iter().map(|c| c.chars().count() as u16).collect();
         }
-        let row: Vec<String> = values.iter().map(|v| v.to_string()).collect();
-        for (w, cell) in self.widths.iter_mut().zip(&row) {
+        let row = Row::new(values.iter().map(|v| v.to_string()));
+        for (w, cell) in self.widths.iter_mut().zip(row.cells()) {
             *w = (*w).max((cell.chars().count() as u16).min(60));
         }
         self.rows.push_back(row);
@@ -951,7 +952,7 @@ impl App {
                 .join(",");
             out.push('\n');
             for r in &rows.rows {
-                out.push_str(&r.iter().map(|c| escape(c)).collect::<Vec<_>>().join(","));
+                out.push_str(&r.cells().map(escape).collect::<Vec<_>>().join(","));
                 out.push('\n');
             }
             out.into_bytes()
