@@ -761,3 +761,68 @@ fn seed_last_example_in_todays_nushell_counts_per_pid() {
         "{stdout}"
     );
 }
+
+// ---- arrays: a constant index into a tracepoint array field and a BTF struct array ------
+
+fn compile_and_load(source: &str) -> LoadedModule {
+    use nubpf_tui::probes::catalogue::Catalogue;
+    use nubpf_tui::probes::front;
+    let (script, diags) = front::compile(source, &Catalogue::system());
+    let script = script.unwrap_or_else(|| panic!("{diags:?}"));
+    load_compiled(script.compiled.clone())
+}
+
+#[test]
+fn tracepoint_array_field_indexed_by_a_constant() {
+    if !privileged("tracepoint_array_field_indexed_by_a_constant") {
+        return;
+    }
+    // raw_syscalls:sys_enter carries `unsigned long args[6]`; read(2)'s count is args.2.
+    let mut loaded = compile_and_load(
+        r#"bpf_tracepoint "raw_syscalls:sys_enter" {|e| if $e.id == 0 { count --by {pid: $e.pid, size: $e.args.2} } }"#,
+    );
+    loaded.attach_all().expect("attach");
+    let pid = run_testee(&["read", "/dev/zero", "9", "4321"]);
+    let aggs = loaded.read_aggregations().expect("read maps");
+    let mine: Vec<_> = aggs[0]
+        .entries
+        .iter()
+        .filter(|e| e.key[0] == Value::UInt(pid as u64))
+        .map(|e| (e.key[1].clone(), e.value))
+        .collect();
+    assert_eq!(mine, vec![(Value::UInt(4321), Merged::Count(9))]);
+}
+
+#[test]
+fn btf_struct_array_member_indexed_by_a_constant() {
+    if !privileged("btf_struct_array_member_indexed_by_a_constant") {
+        return;
+    }
+    // sched_process_exec(struct task_struct *p, pid_t old_pid, struct linux_binprm *bprm):
+    // the first bytes of the binary being executed are bprm->buf[0..4], "\x7fELF" for the
+    // testee, and its new comm starts with 't'.
+    let mut loaded = compile_and_load(
+        r#"bpf_raw_tracepoint "sched_process_exec" {|ctx| emit {pid: $ctx.pid, b0: $ctx.arg2.buf.0, b1: $ctx.arg2.buf.1, b2: $ctx.arg2.buf.2, b3: $ctx.arg2.buf.3, c0: $ctx.arg0.comm.0} }"#,
+    );
+    let mut reader = loaded.take_events().unwrap();
+    loaded.attach_all().expect("attach");
+    let pid = run_testee(&["getpid", "1"]);
+    let mut records = Vec::new();
+    reader.drain(|e| records.push(e.values));
+    let mine: Vec<_> = records
+        .into_iter()
+        .filter(|r| r[0] == Value::UInt(pid as u64))
+        .collect();
+    let byte = |b: u8| Value::UInt(b as u64);
+    assert_eq!(
+        mine,
+        vec![vec![
+            Value::UInt(pid as u64),
+            byte(0x7f),
+            byte(b'E'),
+            byte(b'L'),
+            byte(b'F'),
+            byte(b't'),
+        ]]
+    );
+}

@@ -48,7 +48,7 @@ impl Format {
 
 /// C type names that are signed even where the format file says `signed:0` (the syscall
 /// tracepoints store every argument as an unsigned long).
-fn signed_c_type(c_type: &str) -> bool {
+pub fn is_signed(c_type: &str) -> bool {
     let t = c_type.trim();
     if t.contains("unsigned") || t.starts_with('u') || t.starts_with("__u") {
         return false;
@@ -137,7 +137,7 @@ fn parse_field(line: &str) -> Option<Field> {
         None if c_type.ends_with('*') && is_char => FieldKind::CharPtr,
         None if c_type.ends_with('*') => FieldKind::Ptr,
         None => FieldKind::Int {
-            signed: signed || signed_c_type(&c_type),
+            signed: signed || is_signed(&c_type),
         },
     };
     Some(Field {

@@ -23,7 +23,7 @@ use super::diagnostic::Diagnostic;
 use super::known::KnownValue;
 use super::target::Fields;
 use crate::probes::catalogue::btf::{Btf, Resolved, TypeId};
-use crate::probes::catalogue::{Field, FieldKind};
+use crate::probes::catalogue::{Field, FieldKind, tracefs};
 
 /// Lowering either succeeds or has already pushed its diagnostic.
 pub(super) type L<T> = Option<T>;
@@ -1222,13 +1222,11 @@ impl<'a, 'w> ProbeLowerer<'a, 'w> {
         match m {
             PathMember::String { val, span, .. } => Some((val.as_str(), self.sp(*span))),
             PathMember::Int { span, .. } => self.error(
-                Diagnostic::error(
-                    "unsupported",
-                    "indexing is not supported inside a probe",
-                    self.sp(*span),
-                )
-                .with_label("not supported")
-                .with_help("name a field: `$ctx.<field>`"),
+                Diagnostic::error("unsupported", "only arrays can be indexed", self.sp(*span))
+                    .with_label("not an array here")
+                    .with_help(
+                        "name a field: `$ctx.<field>`; `.N` picks element N of an array field",
+                    ),
             ),
         }
     }
@@ -1262,7 +1260,14 @@ impl<'a, 'w> ProbeLowerer<'a, 'w> {
         }
         let mut name = first.clone();
         let mut name_span = first_span;
-        if first == "args" {
+        // `$ctx.args.<field>` reaches the target's own fields, unless the target has an array
+        // field named `args` (raw_syscalls:sys_enter) and this is `$ctx.args.N` or `$ctx.args`.
+        let args_is_field = match self.fields {
+            Fields::Tracepoint { format, .. } => format.field("args").is_some(),
+            Fields::Btf { params, .. } => params.iter().any(|p| p.name == "args"),
+            _ => false,
+        } && !matches!(rest.first(), Some(PathMember::String { .. }));
+        if first == "args" && !args_is_field {
             let Some(m) = rest.first() else {
                 return self.error(
                     Diagnostic::error(
@@ -1294,6 +1299,11 @@ impl<'a, 'w> ProbeLowerer<'a, 'w> {
                 let Some(field) = format.field(&name) else {
                     return self.unknown_field(&name, name_span);
                 };
+                if let FieldKind::Array { len } = field.kind {
+                    let e = self.tracepoint_element(field, len, rest.first(), span)?;
+                    self.no_more(&rest[1..], &name)?;
+                    return Some(e);
+                }
                 let e = self.tracepoint_field(field, *user_strings, span)?;
                 self.no_more(rest, &name)?;
                 Some(e)
@@ -1517,6 +1527,60 @@ impl<'a, 'w> ProbeLowerer<'a, 'w> {
         }
     }
 
+    /// Element `index` of an integer array field of a tracepoint record: `$ctx.args.2`.
+    fn tracepoint_element(
+        &mut self,
+        field: &Field,
+        len: u16,
+        index: Option<&PathMember>,
+        span: Span,
+    ) -> L<Expr> {
+        let element = field.size / len.max(1);
+        let c_type = field.c_type.trim_start_matches("const ").trim();
+        let Some(ty) = int_of_size(element as u32, tracefs::is_signed(c_type)) else {
+            return self.field_unreadable(field, span);
+        };
+        let Some(&PathMember::Int { val, span: at, .. }) = index else {
+            return self.error(
+                Diagnostic::error(
+                    "whole_context",
+                    format!(
+                        "`{}` is an array of {len} `{}`; read one element",
+                        field.name, field.c_type
+                    ),
+                    span,
+                )
+                .with_label("an array")
+                .with_help(format!("e.g. `$ctx.{}.0`", field.name)),
+            );
+        };
+        let index = self.index_in(val, len as u64, &field.name, self.sp(at))?;
+        Some(Expr::new(
+            ExprKind::Ctx(CtxRead::Field {
+                offset: field.offset + index as u16 * element,
+                ty,
+            }),
+            Ty::Int(ty),
+            span,
+        ))
+    }
+
+    /// Checks a constant array index against the array's length.
+    fn index_in(&mut self, index: usize, len: u64, array: &str, span: Span) -> L<u64> {
+        if (index as u64) < len {
+            return Some(index as u64);
+        }
+        self.error(
+            Diagnostic::error(
+                "index_out_of_bounds",
+                format!("`{array}` has {len} elements; index {index} is past its end"),
+                span,
+            )
+            .with_label("out of bounds")
+            .with_help(format!("indices go from 0 to {}", len.saturating_sub(1))),
+        )
+    }
+
     fn field_unreadable(&mut self, field: &Field, span: Span) -> L<Expr> {
         self.error(
             Diagnostic::error(
@@ -1545,6 +1609,8 @@ impl<'a, 'w> ProbeLowerer<'a, 'w> {
         // `value` is the value itself; once we go through a pointer, `addr` holds the address
         // of the current struct instead.
         let mut addr: Option<Expr> = None;
+        // The member last stepped into, to name arrays in errors.
+        let mut last_member = String::new();
         loop {
             let resolved = btf.resolve(ty);
             let Some(m) = rest.first() else {
@@ -1554,6 +1620,32 @@ impl<'a, 'w> ProbeLowerer<'a, 'w> {
                     Some(a) => self.btf_read(btf, a, ty, span),
                 };
             };
+            // `.N` on an array member: the element at a constant index.
+            if let (
+                &PathMember::Int { val, span: at, .. },
+                Resolved::Array { elem, len },
+                Some(a),
+            ) = (m, &resolved, addr.as_ref())
+            {
+                let at = self.sp(at);
+                let what = if last_member.is_empty() {
+                    btf.describe(ty)
+                } else {
+                    std::mem::take(&mut last_member)
+                };
+                let index = self.index_in(val, *len as u64, &what, at)?;
+                let Some(size) = btf.size_of(*elem) else {
+                    return self.error(Diagnostic::error(
+                        "unsupported",
+                        format!("the elements of `{what}` have no known size"),
+                        at,
+                    ));
+                };
+                addr = Some(offset_addr(a.clone(), (index * size as u64) as i64, span));
+                ty = *elem;
+                rest = &rest[1..];
+                continue;
+            }
             let (member_name, member_span) = self.member_name(m)?;
             let member_name = member_name.to_string();
             // The struct being accessed and its address.
@@ -1629,6 +1721,7 @@ impl<'a, 'w> ProbeLowerer<'a, 'w> {
             let member_addr = offset_addr(base, offset, span);
             addr = Some(member_addr);
             ty = member.ty;
+            last_member = member_name;
             value = Expr::int(0, IntTy::U64, span);
             rest = &rest[1..];
         }

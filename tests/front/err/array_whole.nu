@@ -1,0 +1,1 @@
+bpf_tracepoint "raw_syscalls:sys_enter" {|e| emit $e.args }
