@@ -100,6 +100,10 @@ enum Command {
         /// (mode 0600, owned by the user who ran sudo).
         #[arg(long, value_name = "FILE")]
         record: Option<PathBuf>,
+        /// Size of the ring buffer the probes emit into, e.g. `256KiB`, `16MiB`: a power of
+        /// two, at least a page. A bigger one absorbs longer bursts before events are lost.
+        #[arg(long, value_name = "SIZE", default_value = "4MiB", value_parser = parse_buffer_size)]
+        buffer_size: u32,
     },
     /// Play a recording back, without root: in the workbench (pause, seek, speed, edit a
     /// pipeline to re-run it), or printed with `--format`.
@@ -216,6 +220,33 @@ fn parse_duration(text: &str) -> Result<Duration, String> {
     Ok(Duration::from_secs_f64(secs))
 }
 
+/// Parses a ring-buffer size: `4096`, `64KiB`, `4MiB` (also `k`, `KB`, `M`, `MB`, `GiB`):
+/// a power of two from one page (4 KiB) to 1 GiB.
+fn parse_buffer_size(text: &str) -> Result<u32, String> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let n: u64 = number
+        .parse()
+        .map_err(|_| format!("`{text}` is not a size"))?;
+    let unit_bytes: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kb" | "kib" => 1 << 10,
+        "m" | "mb" | "mib" => 1 << 20,
+        "g" | "gb" | "gib" => 1 << 30,
+        other => return Err(format!("unknown unit `{other}` (use KiB, MiB or GiB)")),
+    };
+    let bytes = n.saturating_mul(unit_bytes);
+    if !(4096..=1 << 30).contains(&bytes) || !bytes.is_power_of_two() {
+        return Err(format!(
+            "`{text}` is {bytes} bytes; the ring buffer needs a power of two from 4KiB to 1GiB"
+        ));
+    }
+    Ok(bytes as u32)
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
@@ -233,6 +264,7 @@ fn main() -> ExitCode {
             pid,
             interval,
             record,
+            buffer_size,
         }) => {
             let (source_name, source) = match read_source(file.as_deref(), source) {
                 Ok(s) => s,
@@ -251,6 +283,7 @@ fn main() -> ExitCode {
                 pid,
                 interval,
                 record,
+                buffer_size,
             })
         }
         Some(Command::Replay {

@@ -8,7 +8,7 @@ use std::io::Read;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{our_programs, privileged, testee, unique_prefix};
+use common::{our_links, our_programs, privileged, testee, unique_prefix};
 
 /// Tests that compare the kernel's program list must not overlap with other runs; every
 /// test here takes this lock so they run one at a time.
@@ -22,7 +22,8 @@ fn nubpf() -> Command {
     Command::new(env!("CARGO_BIN_EXE_nubpf-tui"))
 }
 
-/// Runs `nubpf-tui` with `args`, killing it after `timeout`.
+/// Runs `nubpf-tui` with `args`, killing it after `timeout`. Its output is read while it
+/// runs, so a chatty run never blocks on a full pipe.
 fn run(args: &[&str], timeout: Duration) -> Output {
     let mut child = nubpf()
         .args(args)
@@ -30,23 +31,36 @@ fn run(args: &[&str], timeout: Duration) -> Output {
         .stderr(Stdio::piped())
         .spawn()
         .expect("start nubpf-tui");
+    let drain = |mut from: Box<dyn Read + Send>| {
+        std::thread::spawn(move || {
+            let mut bytes = Vec::new();
+            let _ = from.read_to_end(&mut bytes);
+            bytes
+        })
+    };
+    let stdout = drain(Box::new(child.stdout.take().unwrap()));
+    let stderr = drain(Box::new(child.stderr.take().unwrap()));
     let started = Instant::now();
-    loop {
-        if child.try_wait().unwrap().is_some() {
-            break;
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
         }
         if started.elapsed() > timeout {
             let _ = child.kill();
-            let out = child.wait_with_output().unwrap();
+            let _ = child.wait();
             panic!(
                 "nubpf-tui {args:?} did not finish in {timeout:?}\nstdout:\n{}\nstderr:\n{}",
-                String::from_utf8_lossy(&out.stdout),
-                String::from_utf8_lossy(&out.stderr)
+                String::from_utf8_lossy(&stdout.join().unwrap()),
+                String::from_utf8_lossy(&stderr.join().unwrap())
             );
         }
         std::thread::sleep(Duration::from_millis(20));
+    };
+    Output {
+        status,
+        stdout: stdout.join().unwrap(),
+        stderr: stderr.join().unwrap(),
     }
-    child.wait_with_output().unwrap()
 }
 
 fn stdout_lines(out: &Output) -> Vec<String> {
@@ -409,10 +423,18 @@ bpf_tracepoint "syscalls:sys_enter_close" {|e| emit $e.pid }"#,
             "--format",
             "json",
         ])
-        .stdout(Stdio::null())
+        .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
+    // Read stdout all along: every close on the machine is a record, and a full pipe would
+    // block the run.
+    let mut stdout = child.stdout.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        let mut text = String::new();
+        let _ = stdout.read_to_string(&mut text);
+        text
+    });
     // Wait until attached.
     let mut stderr = child.stderr.take().unwrap();
     let started = Instant::now();
@@ -425,20 +447,44 @@ bpf_tracepoint "syscalls:sys_enter_close" {|e| emit $e.pid }"#,
         assert!(started.elapsed() < Duration::from_secs(30), "{seen}");
     }
     assert_ne!(our_programs(), before, "nothing attached while running");
+    let links = our_links();
+    assert!(!links.is_empty(), "no links while running");
+    let left = |links: &std::collections::BTreeSet<u32>| -> Vec<u32> {
+        aya::programs::loaded_links()
+            .flatten()
+            .map(|l| l.id())
+            .filter(|id| links.contains(id))
+            .collect()
+    };
+    // Something to count, so the final aggregation has a row.
+    for _ in 0..3 {
+        drop(std::fs::File::open("/dev/null").unwrap());
+    }
     unsafe { libc::kill(child.id() as i32, signal) };
     let status = child.wait().unwrap();
+    let stdout = reader.join().unwrap();
     if signal != libc::SIGKILL {
         assert!(status.success(), "exit after signal {signal}: {status:?}");
+        // The final aggregates are printed after the signal.
+        assert!(
+            stdout.lines().any(|l| l.contains("\"count\":")),
+            "no final count after signal {signal}:\n{stdout}"
+        );
     }
     // The kernel releases programs when their last file descriptor closes; give it a moment.
     let deadline = Instant::now() + Duration::from_secs(5);
-    while our_programs() != before && Instant::now() < deadline {
+    while (our_programs() != before || !left(&links).is_empty()) && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(50));
     }
     assert_eq!(
         our_programs(),
         before,
         "programs left after signal {signal}"
+    );
+    assert_eq!(
+        left(&links),
+        Vec::<u32>::new(),
+        "links left after signal {signal}"
     );
 }
 
@@ -647,4 +693,73 @@ fn check_emit_elf_writes_the_object_that_would_be_loaded() {
         "{}",
         String::from_utf8_lossy(&bad.stderr)
     );
+}
+
+#[test]
+fn lost_events_are_counted_reported_and_add_up_to_the_ground_truth() {
+    if !privileged("lost_events_are_counted_reported_and_add_up_to_the_ground_truth") {
+        return;
+    }
+    let _serial = serial();
+    // A one-page ring buffer cannot hold a getpid flood between two drains: events are
+    // lost, and every one of them must be accounted for.
+    let calls = 300_000u64;
+    let out = run(
+        &[
+            "run",
+            "-e",
+            r#"bpf_tracepoint "syscalls:sys_enter_getpid" {|e| if $e.comm == "testee" { emit {pid: $e.pid} } }"#,
+            "--format",
+            "json",
+            "--buffer-size",
+            "4KiB",
+            "-c",
+            &format!("{} getpid {calls}", testee().display()),
+        ],
+        Duration::from_secs(120),
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let delivered = json_objects(&out).len() as u64;
+    let summary = stderr
+        .lines()
+        .find(|l| l.contains("sys_enter_getpid (") && l.ends_with(" lost"))
+        .unwrap_or_else(|| panic!("no summary line in:\n{stderr}"));
+    let numbers: Vec<u64> = summary
+        .split(|c: char| !c.is_ascii_digit())
+        .filter_map(|w| w.parse().ok())
+        .collect();
+    let (records, lost) = (numbers[numbers.len() - 2], numbers[numbers.len() - 1]);
+    assert_eq!(records, delivered, "{summary}");
+    assert!(
+        lost > 0,
+        "a 4 KiB buffer lost nothing of {calls} events: {summary}"
+    );
+    assert_eq!(delivered + lost, calls, "{summary}");
+    let reported: u64 = stderr
+        .lines()
+        .filter(|l| l.contains("events (ring buffer full;"))
+        .filter_map(|l| {
+            l.split(" lost ")
+                .nth(1)?
+                .split(' ')
+                .next()?
+                .parse::<u64>()
+                .ok()
+        })
+        .sum();
+    assert_eq!(reported, lost, "losses reported on stderr:\n{stderr}");
+}
+
+#[test]
+fn buffer_size_must_be_a_power_of_two_of_at_least_a_page() {
+    for bad in ["3000", "5KiB", "1", "2GiB", "lots"] {
+        let out = nubpf()
+            .args(["run", "-e", "x", "--buffer-size", bad])
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "--buffer-size {bad}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains("--buffer-size"), "{stderr}");
+    }
 }

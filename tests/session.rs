@@ -372,6 +372,30 @@ fn a_planted_symlink_is_never_followed_and_files_belong_to_the_sudo_user() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("already exists"));
     assert_eq!(std::fs::read_to_string(&victim.0).unwrap(), "precious");
 
+    // SQLite creates its WAL file by name: a link planted there is refused as well, and the
+    // half-made recording is removed.
+    let db = Temp::new("walink", ".db");
+    let mut wal = db.0.as_os_str().to_owned();
+    wal.push("-wal");
+    std::os::unix::fs::symlink(&victim.0, &wal).unwrap();
+    let out = nubpf()
+        .args([
+            "run",
+            "-e",
+            r#"bpf_tracepoint "syscalls:sys_enter_openat" {|e| count }"#,
+            "--duration",
+            "1sec",
+            "--record",
+        ])
+        .arg(&db.0)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("-wal` already exists"), "{stderr}");
+    assert_eq!(std::fs::read_to_string(&victim.0).unwrap(), "precious");
+    assert!(!db.0.exists(), "the half-made recording stays behind");
+
     // Under sudo, new files go to the invoking user with mode 0600.
     let db = Temp::new("owned", ".db");
     let started = Instant::now();

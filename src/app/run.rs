@@ -56,6 +56,8 @@ pub struct RunOptions {
     pub interval: Option<Duration>,
     /// Record the session into this new SQLite file.
     pub record: Option<PathBuf>,
+    /// Ring buffer size in bytes (a power of two, at least a page).
+    pub buffer_size: u32,
 }
 
 /// Why a run stopped.
@@ -110,6 +112,9 @@ pub fn run(opts: RunOptions) -> ExitCode {
     if let Some(pid) = opts.pid
         && let Err(d) = script.restrict_to_pid(pid)
     {
+        return report(&opts, &[d], exit::SCRIPT);
+    }
+    if let Err(d) = script.set_ring_buffer_bytes(opts.buffer_size) {
         return report(&opts, &[d], exit::SCRIPT);
     }
     let mut runtime = runtime.join().unwrap_or_else(|_| Runtime::new());
@@ -728,7 +733,6 @@ fn print_aggregations(module: &LoadedModule, output: &Mutex<Output>, format: For
     }
 }
 
-/// Reports new ring-buffer losses on stderr.
 /// Writes the current aggregation values of every probe to the recording.
 fn record_aggregates(module: &LoadedModule, recorder: &Recorder) {
     let Ok(snapshots) = module.read_aggregations() else {
@@ -752,6 +756,7 @@ fn record_aggregates(module: &LoadedModule, recorder: &Recorder) {
     }
 }
 
+/// Reports new ring-buffer losses on stderr (and into the recording).
 fn report_drops(
     module: &LoadedModule,
     script: &Script,

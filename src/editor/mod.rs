@@ -556,9 +556,16 @@ mod tests {
         typed(&mut e, "abc");
         e.handle_key(key(KeyCode::Char('z'), KeyModifiers::CONTROL));
         assert_ne!(e.text(), "abc", "ctrl-z undoes");
-        let undone = e.text().to_string();
-        e.handle_key(key(KeyCode::Char('y'), KeyModifiers::CONTROL));
-        assert!(e.text().len() >= undone.len());
+        // reedline's emacs mode redoes with Ctrl-G (Ctrl-Y yanks, as in emacs).
+        e.handle_key(key(KeyCode::Char('g'), KeyModifiers::CONTROL));
+        assert_eq!(e.text(), "abc", "ctrl-g redoes what ctrl-z undid");
+        typed(&mut e, " d");
+        e.handle_key(key(KeyCode::Char('z'), KeyModifiers::CONTROL));
+        assert!(
+            e.text().starts_with("abc") && e.text().len() < "abc d".len(),
+            "undo after redo takes back only the newer edit: {:?}",
+            e.text()
+        );
     }
 
     #[test]
@@ -615,5 +622,21 @@ mod tests {
         e.set_text("");
         e.handle_key(key(KeyCode::Up, KeyModifiers::NONE));
         assert_eq!(e.text(), "first");
+    }
+
+    #[test]
+    fn history_persists_in_its_file_across_editors() {
+        let file = std::env::temp_dir().join(format!("nubpf-history-{}.txt", std::process::id()));
+        let _ = std::fs::remove_file(&file);
+        {
+            let mut e = Editor::new(Keymap::Emacs, Some(file.clone()));
+            typed(&mut e, "bpf_tracepoint \"a:b\" {|e| count }");
+            e.remember();
+        }
+        let mut e = Editor::new(Keymap::Emacs, Some(file.clone()));
+        e.handle_key(key(KeyCode::Up, KeyModifiers::NONE));
+        let recalled = e.text().to_string();
+        let _ = std::fs::remove_file(&file);
+        assert_eq!(recalled, "bpf_tracepoint \"a:b\" {|e| count }");
     }
 }

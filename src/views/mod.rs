@@ -753,7 +753,7 @@ pub const KEYS: &[(&str, &str)] = &[
     ("Ctrl-Q/Ctrl-C", "quit (detaches all)"),
     ("Tab", "complete in the editor"),
     ("Up (line 1)", "editor history"),
-    ("Ctrl-Z/Ctrl-Y", "undo / redo (emacs)"),
+    ("Ctrl-Z/Ctrl-G", "undo / redo (emacs)"),
     ("Esc", "close menu / to output"),
     ("Left / Right", "output: switch tabs"),
     ("↑ ↓ PgUp PgDn", "output: scroll (wheel)"),

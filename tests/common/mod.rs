@@ -124,3 +124,14 @@ pub fn our_programs() -> std::collections::BTreeSet<u32> {
         .map(|p| p.id())
         .collect()
 }
+
+/// Links currently attaching one of our programs (see [`our_programs`]), as the kernel
+/// lists them (what `bpftool link list` shows).
+pub fn our_links() -> std::collections::BTreeSet<u32> {
+    let programs = our_programs();
+    aya::programs::loaded_links()
+        .flatten()
+        .filter(|l| programs.contains(&l.program_id()))
+        .map(|l| l.id())
+        .collect()
+}

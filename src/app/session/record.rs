@@ -12,7 +12,7 @@ use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use rusqlite::{Connection, params};
+use rusqlite::{Connection, OpenFlags, params};
 
 use super::files::create_private;
 use super::{FORMAT_VERSION, SessionError, column_sql_type, table_name};
@@ -70,22 +70,52 @@ impl Recorder {
     /// Creates `path` (refusing to overwrite or to follow a symlink), writes the session's
     /// facts and starts the writer thread.
     pub fn create(path: &Path, script: &Script, kernel: &str) -> Result<Recorder, SessionError> {
-        create_private(path)?;
-        let conn = Connection::open(path)
-            .map_err(|e| SessionError::Sqlite(path.display().to_string(), e))?;
+        let created = create_private(path)?;
+        // SQLite creates its WAL and shared-memory files by name, following symlinks: create
+        // them first ourselves, privately, so a link planted there is refused, not written
+        // through. An empty WAL file is a valid one.
+        let mut side_files = Vec::new();
+        for suffix in ["-wal", "-shm"] {
+            let mut p = path.as_os_str().to_owned();
+            p.push(suffix);
+            let p = std::path::PathBuf::from(p);
+            if let Err(e) = create_private(&p) {
+                let _ = std::fs::remove_file(path);
+                for f in &side_files {
+                    let _ = std::fs::remove_file(f);
+                }
+                return Err(e);
+            }
+            side_files.push(p);
+        }
         let sql = |e| SessionError::Sqlite(path.display().to_string(), e);
+        let conn = Connection::open_with_flags(
+            path,
+            OpenFlags::SQLITE_OPEN_READ_WRITE
+                | OpenFlags::SQLITE_OPEN_NOFOLLOW
+                | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .map_err(sql)?;
+        // The file SQLite opened must be the one created above (not swapped in between).
+        let same = |a: &std::fs::Metadata, b: &std::fs::Metadata| {
+            use std::os::unix::fs::MetadataExt;
+            a.dev() == b.dev() && a.ino() == b.ino()
+        };
+        match (created.metadata(), std::fs::symlink_metadata(path)) {
+            (Ok(a), Ok(b)) if same(&a, &b) => {}
+            _ => {
+                return Err(SessionError::Io(
+                    path.display().to_string(),
+                    std::io::Error::other("the file was replaced while it was being created"),
+                ));
+            }
+        }
+        drop(created);
         conn.pragma_update(None, "journal_mode", "WAL")
             .map_err(sql)?;
         conn.pragma_update(None, "synchronous", "NORMAL")
             .map_err(sql)?;
-        super::files::chown_to_invoker(path);
         let probes = schema(&conn, script, kernel).map_err(sql)?;
-        // The WAL and shared-memory files now exist: they belong to the user too.
-        for suffix in ["-wal", "-shm"] {
-            let mut p = path.as_os_str().to_owned();
-            p.push(suffix);
-            super::files::chown_to_invoker(Path::new(&p));
-        }
         let (tx, rx) = std::sync::mpsc::sync_channel::<Item>(65_536);
         let display = path.display().to_string();
         let thread = std::thread::spawn(move || {

@@ -115,8 +115,22 @@ pub fn history_file() -> Option<PathBuf> {
         .map(PathBuf::from)
         .unwrap_or_else(|| home.join(".local/share"))
         .join("nubpf");
+    let missing: Vec<PathBuf> = dir
+        .ancestors()
+        .take_while(|d| !d.exists())
+        .map(PathBuf::from)
+        .collect();
     std::fs::create_dir_all(&dir).ok()?;
-    Some(dir.join("history.txt"))
+    let file = dir.join("history.txt");
+    // Under sudo, what we create in the user's home would belong to root, and a later run
+    // without sudo could not write its history: give it to the user.
+    if std::env::var_os("SUDO_USER").is_some() {
+        let _ = crate::app::session::files::create_private(&file);
+        for d in missing.iter().chain([&file]) {
+            crate::app::session::files::chown_to_invoker(d);
+        }
+    }
+    Some(file)
 }
 
 static TERMINATE: AtomicBool = AtomicBool::new(false);
@@ -348,7 +362,8 @@ impl Driver {
                 }
             }
             Action::Save(path, text) => {
-                if let Err(e) = std::fs::write(&path, text) {
+                if let Err(e) = crate::app::session::files::replace_private(&path, text.as_bytes())
+                {
                     app.notify(format!("cannot save {}: {e}", path.display()));
                 }
             }

@@ -198,6 +198,18 @@ impl Script {
             .map_err(|e| Diagnostic::error("codegen", e.to_string(), e.span))
     }
 
+    /// Sizes the ring buffer every probe emits into. Recompiles the object when it changes.
+    pub fn set_ring_buffer_bytes(&mut self, bytes: u32) -> Result<(), Diagnostic> {
+        if self.module.options.ringbuf_bytes == bytes {
+            return Ok(());
+        }
+        self.module.options.ringbuf_bytes = bytes;
+        let compiled = nubpf_ebpf::compile(&self.module)
+            .map_err(|e| Diagnostic::error("codegen", e.to_string(), e.span))?;
+        self.compiled = Arc::new(compiled);
+        Ok(())
+    }
+
     /// Restricts every probe to process `pid`: each body starts with
     /// `if $ctx.pid != pid { return }`. Recompiles the object.
     pub fn restrict_to_pid(&mut self, pid: u32) -> Result<(), Diagnostic> {
