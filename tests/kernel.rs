@@ -654,6 +654,56 @@ fn seed_first_example_verbatim_loads_and_attaches() {
 }
 
 #[test]
+fn a_function_that_refuses_fentry_falls_back_to_its_kprobe_alone() {
+    if !kernel_functions("a_function_that_refuses_fentry_falls_back_to_its_kprobe_alone") {
+        return;
+    }
+    // do_mmap has nine parameters: x86 trampolines before 6.6 take at most six, so fentry
+    // refuses it at attach time while a kprobe takes it (Debian's 6.1 here). do_sys_openat2
+    // takes fentry. Each probe gets the mechanism that works for its own function, and both
+    // count exactly.
+    let (size, maps) = (12 * 4096, 6);
+    let out = Command::new(env!("CARGO_BIN_EXE_nubpf-tui"))
+        .args([
+            "run",
+            "-e",
+            &format!(
+                r#"bpf_kprobe "do_mmap" {{|ctx| if $ctx.comm == "testee" and $ctx.len == {size} {{ count --as maps }} }}
+bpf_kprobe "do_sys_openat2" {{|ctx| if $ctx.comm == "testee" {{ count --as opens }} }}"#
+            ),
+            "--format",
+            "json",
+            "-c",
+            &format!("{} mmap {size} {maps}", testee().display()),
+        ])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stderr}");
+    let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+    let six_args_only = release.starts_with("6.1.") || release.starts_with("5.");
+    if six_args_only || stderr.contains("do_mmap: fentry refused") {
+        assert!(stderr.contains("do_mmap: fentry refused"), "{stderr}");
+        assert!(stderr.contains("(kprobe:do_mmap)"), "{stderr}");
+    } else {
+        assert!(stderr.contains("(fentry:do_mmap)"), "{stderr}");
+    }
+    assert!(stderr.contains("(fentry:do_sys_openat2)"), "{stderr}");
+    assert!(
+        stdout
+            .lines()
+            .any(|l| l == format!("{{\"aggregation\":\"maps\",\"count\":{maps}}}")),
+        "{stdout}"
+    );
+    // The static testee opens nothing by itself.
+    assert!(
+        !stdout.contains("\"opens\"") || stdout.contains("\"aggregation\":\"opens\",\"count\":0}"),
+        "{stdout}"
+    );
+}
+
+#[test]
 fn kprobe_and_fentry_vfs_read_count_and_kretprobe_fexit_retval() {
     if !kernel_functions("kprobe_and_fentry_vfs_read_count_and_kretprobe_fexit_retval") {
         return;

@@ -27,7 +27,7 @@ use super::values;
 use crate::probes::catalogue::Catalogue;
 use crate::probes::front::{self, Diagnostic, Script, diagnostic};
 use crate::probes::runtime::features::{self, Features, Probed};
-use crate::probes::runtime::{LoadError, LoadedModule, Runtime};
+use crate::probes::runtime::{AttachError, LoadError, LoadedModule, Runtime};
 
 /// Exit codes of `run` (and `check`), documented in `--help`.
 pub mod exit {
@@ -332,10 +332,20 @@ fn start(
         };
         let mut script = script;
         let mut loaded = runtime.load(script.compiled.clone());
-        if let (Err(e), Some(kprobes)) = (&loaded, fallback) {
-            eprintln!("nubpf-tui: fentry refused ({e}); using kprobes");
-            script = kprobes;
-            loaded = runtime.load(script.compiled.clone());
+        // A function that refuses fentry (not traceable, `notrace`: the load or the attach
+        // fails) goes back to its kprobe; the other probes keep fentry.
+        let mut keep = Vec::new();
+        if let Some(kprobes) = &fallback {
+            while let Err(e) = &loaded {
+                let Some(retry) = failed_program(e)
+                    .and_then(|name| script.compiled.programs.iter().position(|p| p.name == name))
+                    .and_then(|i| fall_back(kprobes, &mut keep, i, e))
+                else {
+                    break;
+                };
+                script = retry;
+                loaded = runtime.load(script.compiled.clone());
+            }
         }
         let mut module = match loaded {
             Ok(m) => m,
@@ -362,7 +372,6 @@ fn start(
             }
             Err(e) => return fail(exit::KERNEL, e),
         };
-        let reader = module.take_events();
 
         // Pipelines are parsed before anything attaches, so their errors cost nothing.
         let mut pipelines = Vec::new();
@@ -391,12 +400,32 @@ fn start(
         };
 
         let attach_started = Instant::now();
-        if let Err(e) = module.attach_all() {
-            if let Some(c) = child {
-                c.kill();
+        while let Err(e) = module.attach_all() {
+            let retry = match (&e, &fallback) {
+                (AttachError::Program { index, .. }, Some(kprobes)) => {
+                    fall_back(kprobes, &mut keep, *index, &e)
+                }
+                _ => None,
+            };
+            // Replacing the module detaches what it had attached.
+            match retry.map(|r| (runtime.load(r.compiled.clone()), r)) {
+                Some((Ok(m), r)) => {
+                    module = m;
+                    script = r;
+                }
+                other => {
+                    if let Some(c) = child {
+                        c.kill();
+                    }
+                    let e = match other {
+                        Some((Err(load), _)) => load.to_string(),
+                        _ => e.to_string(),
+                    };
+                    return fail(exit::KERNEL, format!("{e}\n  hint: `nubpf-tui info` shows what this kernel supports"));
+                }
             }
-            return fail(exit::KERNEL, format!("{e}\n  hint: `nubpf-tui info` shows what this kernel supports"));
         }
+        let reader = module.take_events();
         eprintln!(
             "nubpf-tui: attached {} probe{} in {:.1?}; Ctrl-C to stop",
             script.probes.len(),
@@ -414,6 +443,43 @@ fn start(
     });
     rt.shutdown_timeout(Duration::from_millis(100));
     result
+}
+
+/// Probe `index` of `kprobes` (the script as written) back on its kprobe while the others
+/// stay on fentry, after fentry failed for it with `why`. `None` when it is not a kprobe
+/// or already went back (nothing else to try).
+fn fall_back(
+    kprobes: &Script,
+    keep: &mut Vec<usize>,
+    index: usize,
+    why: &dyn std::fmt::Display,
+) -> Option<Script> {
+    let probe = kprobes.probes.get(index)?;
+    if keep.contains(&index)
+        || !matches!(
+            probe.attach,
+            Attach::Kprobe { .. } | Attach::Kretprobe { .. }
+        )
+    {
+        return None;
+    }
+    eprintln!(
+        "nubpf-tui: {}: fentry refused ({why}); using a kprobe",
+        probe.name
+    );
+    keep.push(index);
+    let mut retry = kprobes.clone();
+    retry.use_fentry_except(keep).ok()?;
+    Some(retry)
+}
+
+/// The program a load failure names, if any.
+fn failed_program(e: &LoadError) -> Option<&str> {
+    match e {
+        LoadError::Verifier(r) => Some(&r.program),
+        LoadError::Program { program, .. } | LoadError::NoBtf { program } => Some(program),
+        LoadError::Object(_) | LoadError::Internal(_) => None,
+    }
 }
 
 /// SIGINT and SIGTERM streams, registered before anything attaches.

@@ -7,7 +7,9 @@
 //   testee getpid N          call getpid N times (a syscall flood)
 //   testee openpath PATH N   openat the same PATH N times
 //   testee read PATH N SIZE  read SIZE bytes from PATH N times
+//   testee mmap SIZE N       map SIZE anonymous bytes and unmap them, N times
 #include <fcntl.h>
+#include <sys/mman.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -74,6 +76,15 @@ int main(int argc, char **argv) {
         for (long i = 0; i < n; i++) syscall(SYS_getpid);
         return 0;
     }
-    fprintf(stderr, "usage: testee open PREFIX N | add A B N | spin MS | getpid N | openpath PATH N | read PATH N SIZE\n");
+    if (argc == 4 && strcmp(argv[1], "mmap") == 0) {
+        long size = atol(argv[2]), n = atol(argv[3]);
+        for (long i = 0; i < n; i++) {
+            void *p = mmap(NULL, size, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+            if (p == MAP_FAILED) return 1;
+            munmap(p, size);
+        }
+        return 0;
+    }
+    fprintf(stderr, "usage: testee open PREFIX N | add A B N | spin MS | getpid N | openpath PATH N | read PATH N SIZE | mmap SIZE N\n");
     return 2;
 }

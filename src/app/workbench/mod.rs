@@ -14,9 +14,9 @@ use std::io::Write;
 use std::ops::Range;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::Sender;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crossterm::event::{self, DisableMouseCapture, EnableMouseCapture, Event as TermEvent};
@@ -33,7 +33,6 @@ use crate::app::session::record::{Columns, Item, Recorder};
 use crate::editor::{Complete, Editor, Highlight, Keymap, Suggestion};
 use crate::probes::catalogue::Catalogue;
 use crate::probes::front::complete;
-use crate::probes::runtime::Runtime;
 use crate::probes::runtime::features::Features;
 use state::{Action, App, Event, Status};
 
@@ -304,9 +303,8 @@ struct Driver {
     events: Sender<Event>,
     records: std::sync::mpsc::SyncSender<Event>,
     compiler: Sender<(u64, String)>,
-    runtime: Option<Arc<Mutex<Runtime>>>,
-    /// The kernel loads fentry programs (probed with the runtime).
-    fentry: bool,
+    /// The runtime and kernel facts, built off the UI thread.
+    kernel: Arc<worker::Kernel>,
     probes: HashMap<(String, u64), Sender<worker::Stop>>,
     /// Probe threads told to detach that have not reported back yet.
     detaching: usize,
@@ -317,16 +315,6 @@ struct Driver {
 }
 
 impl Driver {
-    /// The runtime, made on first use along with the kernel probing (fentry or not).
-    fn runtime(&mut self) -> (Arc<Mutex<Runtime>>, bool) {
-        if self.runtime.is_none() {
-            let mut runtime = Runtime::new();
-            self.fentry = crate::probes::runtime::features::Probed::probe(&mut runtime).fentry;
-            self.runtime = Some(Arc::new(Mutex::new(runtime)));
-        }
-        (self.runtime.clone().unwrap_or_default(), self.fentry)
-    }
-
     fn act(&mut self, app: &mut App, action: Action) {
         match action {
             Action::Compile { generation, source } => {
@@ -341,14 +329,12 @@ impl Driver {
                 if self._stats.is_none() {
                     self._stats = crate::probes::runtime::enable_stats();
                 }
-                let (runtime, fentry) = self.runtime();
                 let stop = worker::spawn_probe(
                     probe.clone(),
                     generation,
                     script,
                     index,
-                    runtime,
-                    fentry,
+                    self.kernel.clone(),
                     self.events.clone(),
                     self.records.clone(),
                 );
@@ -540,14 +526,16 @@ fn event_loop(
         compiler: worker::spawn_compiler(catalogue, events_tx.clone()),
         events: events_tx,
         records: records_tx,
-        runtime: None,
-        fentry: false,
+        kernel: Arc::default(),
         probes: HashMap::new(),
         detaching: 0,
         recording: None,
         playback: None,
         _stats: None,
     };
+    if replay.is_none() && crate::app::privileges::check().is_ok() {
+        driver.kernel.warm_up();
+    }
     if let Some((playback, speed)) = replay {
         driver.playback = Some(worker::spawn_playback(
             playback,

@@ -14,7 +14,8 @@ use crate::app::pipeline::Pipeline;
 use crate::app::values;
 use crate::probes::catalogue::Catalogue;
 use crate::probes::front::{self, Script};
-use crate::probes::runtime::{LoadError, Runtime};
+use crate::probes::runtime::features::{Features, Probed};
+use crate::probes::runtime::{LoadError, LoadedModule, Runtime};
 
 /// Records kept for re-evaluating a probe's user-space pipeline.
 const WINDOW: usize = 10_000;
@@ -47,28 +48,102 @@ pub fn spawn_compiler(catalogue: Arc<Catalogue>, events: Sender<Event>) -> Sende
 /// Tells a probe thread to detach.
 pub struct Stop;
 
+/// The runtime and what the kernel allows, made once and never on the UI thread: by the
+/// warm-up thread the workbench starts when it has the privileges, or by the first probe
+/// thread that needs it (which then waits for it, the UI does not).
+#[derive(Default)]
+pub struct Kernel(std::sync::OnceLock<KernelFacts>);
+
+struct KernelFacts {
+    runtime: Mutex<Runtime>,
+    /// fentry / fexit programs load here.
+    fentry: bool,
+    /// kprobes exist here.
+    kprobes: bool,
+}
+
+impl Kernel {
+    fn get(&self) -> &KernelFacts {
+        self.0.get_or_init(|| {
+            let mut runtime = Runtime::new();
+            let fentry = Probed::probe(&mut runtime).fentry;
+            KernelFacts {
+                runtime: Mutex::new(runtime),
+                fentry,
+                kprobes: Features::detect().kprobes,
+            }
+        })
+    }
+
+    /// Builds the runtime in the background now, so the first attach does not wait for it.
+    pub fn warm_up(self: &Arc<Kernel>) {
+        let kernel = self.clone();
+        std::thread::spawn(move || {
+            kernel.get();
+        });
+    }
+}
+
 /// Starts a thread that attaches probe `index` of `script` and streams what it produces.
 /// Records go through `records` (bounded: when the UI falls behind, batches are dropped and
 /// counted); everything else through `events`.
-/// `fentry`: the kernel loads fentry programs, so kernel-function probes use them.
 #[allow(clippy::too_many_arguments)]
 pub fn spawn_probe(
     probe: String,
     generation: u64,
     script: Arc<Script>,
     index: usize,
-    runtime: Arc<Mutex<Runtime>>,
-    fentry: bool,
+    kernel: Arc<Kernel>,
     events: Sender<Event>,
     records: SyncSender<Event>,
 ) -> Sender<Stop> {
     let (stop_tx, stop_rx) = std::sync::mpsc::channel::<Stop>();
     std::thread::spawn(move || {
         run_probe(
-            probe, generation, script, index, runtime, fentry, events, records, stop_rx,
+            probe, generation, script, index, kernel, events, records, stop_rx,
         );
     });
     stop_tx
+}
+
+/// Loads probe `index` of `script` on its own, and attaches it.
+fn load_and_attach(
+    runtime: &Mutex<Runtime>,
+    script: &Script,
+    index: usize,
+) -> Result<
+    (
+        Arc<nubpf_ebpf::Compiled>,
+        LoadedModule,
+        Option<crate::probes::runtime::EventReader>,
+    ),
+    AttachFailure,
+> {
+    let compiled = script
+        .probe_object(index)
+        .map_err(|d| AttachFailure::from(d.message))?;
+    let loaded = {
+        let mut rt = runtime.lock().unwrap_or_else(|p| p.into_inner());
+        rt.load(compiled.clone())
+    };
+    let mut module = match loaded {
+        Ok(m) => m,
+        Err(LoadError::Verifier(r)) if r.insn.is_none() => {
+            return Err(format!("the kernel refused to load it: {}", r.io_error).into());
+        }
+        Err(LoadError::Verifier(r)) => {
+            return Err(AttachFailure {
+                message: format!("the verifier rejected it: {}", r.message),
+                span: r.span,
+            });
+        }
+        Err(e) => return Err(e.to_string().into()),
+    };
+    let reader = module.take_events();
+    module
+        .attach_all()
+        .map_err(|e| AttachFailure::from(e.to_string()))?;
+    Ok((compiled, module, reader))
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -77,8 +152,7 @@ fn run_probe(
     generation: u64,
     script: Arc<Script>,
     index: usize,
-    runtime: Arc<Mutex<Runtime>>,
-    fentry: bool,
+    kernel: Arc<Kernel>,
     events: Sender<Event>,
     records: SyncSender<Event>,
     stop: Receiver<Stop>,
@@ -93,10 +167,11 @@ fn run_probe(
             mechanism: None,
         });
     };
-    // A kernel-function probe goes through fentry when the kernel allows it.
-    let mut mechanism = None;
-    let mut script = script;
-    if fentry
+    let facts = kernel.get();
+    // A kernel-function probe goes through fentry when the kernel allows it, and falls back
+    // to its kprobe when this function refuses fentry (and the kernel has kprobes).
+    let mut tries: Vec<(Arc<Script>, Option<String>)> = Vec::new();
+    if facts.fentry
         && matches!(
             script.probes.get(index).map(|p| &p.attach),
             Some(
@@ -107,41 +182,42 @@ fn run_probe(
     {
         let mut converted = (*script).clone();
         if converted.use_fentry().is_ok() {
-            mechanism = Some(
-                converted.probes[index]
-                    .attach
-                    .kind()
-                    .section_prefix()
-                    .to_string(),
-            );
-            script = Arc::new(converted);
+            let mechanism = converted.probes[index]
+                .attach
+                .kind()
+                .section_prefix()
+                .to_string();
+            tries.push((Arc::new(converted), Some(mechanism)));
         }
     }
-    let compiled = match script.probe_object(index) {
-        Ok(c) => c,
-        Err(d) => return fail(d.message.into()),
-    };
-    let loaded = {
-        let mut rt = runtime.lock().unwrap_or_else(|p| p.into_inner());
-        rt.load(compiled.clone())
-    };
-    let mut module = match loaded {
-        Ok(m) => m,
-        Err(LoadError::Verifier(r)) if r.insn.is_none() => {
-            return fail(format!("the kernel refused to load it: {}", r.io_error).into());
-        }
-        Err(LoadError::Verifier(r)) => {
-            return fail(AttachFailure {
-                message: format!("the verifier rejected it: {}", r.message),
-                span: r.span,
-            });
-        }
-        Err(e) => return fail(e.to_string().into()),
-    };
-    let mut reader = module.take_events();
-    if let Err(e) = module.attach_all() {
-        return fail(e.to_string().into());
+    if tries.is_empty() || facts.kprobes {
+        tries.push((script, None));
     }
+    let mut refused: Option<String> = None;
+    let mut attached = None;
+    let last = tries.len() - 1;
+    for (i, (candidate, mechanism)) in tries.into_iter().enumerate() {
+        match load_and_attach(&facts.runtime, &candidate, index) {
+            Ok(done) => {
+                let mechanism = match (mechanism, &refused) {
+                    (None, Some(_)) => Some("kprobe (fentry refused)".to_string()),
+                    (m, _) => m,
+                };
+                attached = Some((candidate, mechanism, done));
+                break;
+            }
+            Err(e) if i < last => refused = Some(e.message),
+            Err(mut e) => {
+                if let Some(first) = refused {
+                    e.message = format!("fentry: {first}; kprobe: {}", e.message);
+                }
+                return fail(e);
+            }
+        }
+    }
+    let Some((script, mechanism, (compiled, mut module, mut reader))) = attached else {
+        return fail("nothing to attach".to_string().into());
+    };
     let insns = module
         .program_stats(0)
         .map(|s| s.xlated_insns as usize)

@@ -70,6 +70,12 @@ impl Script {
     /// position either way, and a return value moves from `pt_regs` to the slot after the
     /// arguments. Recompiles; `Ok(false)` when nothing changed.
     pub fn use_fentry(&mut self) -> Result<bool, Diagnostic> {
+        self.use_fentry_except(&[])
+    }
+
+    /// [`Script::use_fentry`] for every probe but those in `keep`, which stay kprobes (a
+    /// function that refuses fentry).
+    pub fn use_fentry_except(&mut self, keep: &[usize]) -> Result<bool, Diagnostic> {
         use nubpf_ebpf::ir::{CtxRead, Expr, ExprKind, Stmt, StmtKind};
         fn rewrite_expr(e: &mut Expr, ret: u8) {
             if let ExprKind::Ctx(CtxRead::RetVal) = e.kind {
@@ -121,7 +127,15 @@ impl Script {
             }
         }
         let mut changed = false;
-        for (info, probe) in self.probes.iter_mut().zip(self.module.probes.iter_mut()) {
+        for (i, (info, probe)) in self
+            .probes
+            .iter_mut()
+            .zip(self.module.probes.iter_mut())
+            .enumerate()
+        {
+            if keep.contains(&i) {
+                continue;
+            }
             let new = match &probe.attach {
                 Attach::Kprobe { function } => Attach::Fentry {
                     function: function.clone(),

@@ -74,7 +74,7 @@ pub enum LoadError {
     #[error("{0}")]
     Verifier(Box<VerifierRejection>),
     /// A program failed to load for a reason other than the verifier.
-    #[error("loading program `{program}` failed: {source}")]
+    #[error("loading program `{program}` failed: {}", with_causes(source))]
     Program {
         program: String,
         #[source]
@@ -88,12 +88,30 @@ pub enum LoadError {
     Internal(String),
 }
 
+/// An error with its causes, `outer: inner: errno text`: aya's own messages name the failing
+/// call but keep the errno in their source.
+fn with_causes(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        let more = c.to_string();
+        if !text.contains(&more) {
+            text.push_str(": ");
+            text.push_str(&more);
+        }
+        cause = c.source();
+    }
+    text
+}
+
 /// Failures while attaching a loaded program.
 #[derive(Debug, thiserror::Error)]
 pub enum AttachError {
     /// The kernel or aya refused the attachment.
-    #[error("attaching `{target}` failed: {source}")]
+    #[error("attaching `{target}` failed: {}", with_causes(source))]
     Program {
+        /// The program's index in `Compiled::programs`.
+        index: usize,
         target: String,
         #[source]
         source: ProgramError,
@@ -254,6 +272,7 @@ impl LoadedModule {
             .program_mut(&program.name)
             .ok_or_else(|| AttachError::Internal(format!("program `{}` missing", program.name)))?;
         let attach_error = |source| AttachError::Program {
+            index,
             target: program.attach.describe(),
             source,
         };
@@ -399,6 +418,7 @@ impl LoadedModule {
             .program_mut(&program.name)
             .ok_or_else(|| AttachError::Internal("program missing".into()))?;
         let p: &mut RawTracePoint = prog.try_into().map_err(|source| AttachError::Program {
+            index,
             target: target.clone(),
             source,
         })?;
@@ -408,7 +428,11 @@ impl LoadedModule {
         }
         p.test_run(opts)
             .map(|r| r.return_value)
-            .map_err(|source| AttachError::Program { target, source })
+            .map_err(|source| AttachError::Program {
+                index,
+                target,
+                source,
+            })
     }
 }
 
