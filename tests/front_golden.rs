@@ -44,7 +44,12 @@ fn ok_cases_compile_to_the_recorded_ir_and_code() {
                 diagnostic::render(&name, &source, &diagnostics)
             );
         };
-        let mut out = format!("{source}--- ir\n{}", script.module);
+        let mut out = source.clone();
+        if !diagnostics.is_empty() {
+            let rendered = diagnostic::render(&format!("{name}.nu"), &source, &diagnostics);
+            out.push_str(&format!("--- warnings\n{rendered}"));
+        }
+        out.push_str(&format!("--- ir\n{}", script.module));
         for p in &script.probes {
             if let Some(note) = &p.note {
                 out.push_str(&format!("note ({}): {note}\n", p.name));
@@ -87,6 +92,46 @@ fn err_cases_render_the_recorded_diagnostics() {
         insta::assert_snapshot!(
             format!("err__{name}"),
             format!("{source}--- diagnostics\n{rendered}")
+        );
+    }
+}
+
+#[test]
+fn the_seed_call_syntax_compiles_exactly_like_nushell_calls() {
+    if !common::privileged("the_seed_call_syntax_compiles_exactly_like_nushell_calls") {
+        return;
+    }
+    let catalogue = Catalogue::system();
+    let object = |source: &str| {
+        let (script, diagnostics) = front::compile(source, &catalogue);
+        let script = script.unwrap_or_else(|| panic!("{source}: {diagnostics:?}"));
+        assert!(diagnostics.is_empty(), "{source}: {diagnostics:?}");
+        let asm: Vec<String> = script
+            .compiled
+            .programs
+            .iter()
+            .map(|p| p.disassemble(&script.compiled.maps))
+            .collect();
+        (
+            script.compiled.object.clone(),
+            asm,
+            script.compiled.events.clone(),
+        )
+    };
+    let tp = r#"bpf_tracepoint "syscalls:sys_enter_openat""#;
+    for (seed, idiomatic) in [
+        ("{|e| emit($e.pid) }", "{|e| emit $e.pid }"),
+        ("{|e| emit($e.filename) }", "{|e| emit ($e.filename) }"),
+        ("{|e| count() }", "{|e| count }"),
+        (
+            "{|e| if $e.pid > 1 { emit($e.pid) } }",
+            "{|e| if $e.pid > 1 { emit $e.pid } }",
+        ),
+    ] {
+        assert_eq!(
+            object(&format!("{tp} {seed}")),
+            object(&format!("{tp} {idiomatic}")),
+            "{seed} vs {idiomatic}"
         );
     }
 }

@@ -763,3 +763,64 @@ fn buffer_size_must_be_a_power_of_two_of_at_least_a_page() {
         assert!(stderr.contains("--buffer-size"), "{stderr}");
     }
 }
+
+#[test]
+fn check_reads_files_dumps_ir_and_asm_and_exits_1_on_diagnostics() {
+    if !privileged("check_reads_files_dumps_ir_and_asm_and_exits_1_on_diagnostics") {
+        return;
+    }
+    struct File(String);
+    impl Drop for File {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_file(&self.0);
+        }
+    }
+    let good = File(format!("{}good.nu", unique_prefix("check")));
+    std::fs::write(
+        &good.0,
+        "bpf_tracepoint \"syscalls:sys_enter_openat\" {|e| count --by $e.pid }\n",
+    )
+    .unwrap();
+    let ir = run(&["check", &good.0, "--dump", "ir"], Duration::from_secs(30));
+    assert_eq!(ir.status.code(), Some(0), "{ir:?}");
+    let text = String::from_utf8_lossy(&ir.stdout);
+    assert!(
+        text.contains("count by [pid: u32]")
+            && text.contains("probe \"sys_enter_openat\" on tracepoint:syscalls:sys_enter_openat"),
+        "{text}"
+    );
+    let asm = run(
+        &["check", &good.0, "--dump", "asm"],
+        Duration::from_secs(30),
+    );
+    assert_eq!(asm.status.code(), Some(0));
+    let text = String::from_utf8_lossy(&asm.stdout);
+    assert!(
+        text.contains("call bpf_get_current_pid_tgid#14") && text.contains("(95) exit"),
+        "{text}"
+    );
+
+    let bad = File(format!("{}bad.nu", unique_prefix("check")));
+    std::fs::write(
+        &bad.0,
+        "bpf_tracepoint \"syscalls:sys_enter_openat\" {|e| count --by $e.pidd }\n",
+    )
+    .unwrap();
+    let out = run(&["check", &bad.0], Duration::from_secs(30));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("nubpf::unknown_field") && stderr.contains("did you mean `pid`?"),
+        "{stderr}"
+    );
+    assert!(stderr.contains(&format!("{}:1:63", bad.0)), "{stderr}");
+
+    let missing = run(
+        &["check", "/nonexistent/probes.nu"],
+        Duration::from_secs(30),
+    );
+    assert_eq!(missing.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&missing.stderr).contains("cannot read /nonexistent/probes.nu")
+    );
+}

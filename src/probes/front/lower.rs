@@ -75,13 +75,23 @@ struct Var {
 }
 
 /// What a key or emitted value is called when it has no name of its own.
-fn column_name(e: &Expression) -> Option<String> {
+fn column_name(ws: &StateWorkingSet, e: &Expression) -> Option<String> {
     match &e.expr {
         NuExpr::FullCellPath(path) => match path.tail.last() {
             Some(PathMember::String { val, .. }) => Some(val.clone()),
-            _ => column_name(&path.head),
+            _ => column_name(ws, &path.head),
         },
-        NuExpr::Subexpression(_) => None,
+        // `emit ($ctx.pid)` names its column like `emit $ctx.pid` and `emit($ctx.pid)`.
+        NuExpr::Subexpression(block) => {
+            let block = ws.get_block(*block);
+            match block.pipelines.as_slice() {
+                [pipeline] => match pipeline.elements.as_slice() {
+                    [element] => column_name(ws, &element.expr),
+                    _ => None,
+                },
+                _ => None,
+            }
+        }
         _ => None,
     }
 }
@@ -642,7 +652,7 @@ impl<'a, 'w> ProbeLowerer<'a, 'w> {
                         .with_help("to count per string, use `count --by <string>`"),
                     );
                 }
-                Some((e, column_name(v)))
+                Some((e, column_name(self.ws, v)))
             }
         };
         let key = match by {
@@ -781,7 +791,7 @@ impl<'a, 'w> ProbeLowerer<'a, 'w> {
             return ok.then_some(fields);
         }
         let value = self.expr(e)?;
-        let name = column_name(e).unwrap_or_else(|| default.to_string());
+        let name = column_name(self.ws, e).unwrap_or_else(|| default.to_string());
         Some(vec![(name, value)])
     }
 
@@ -1104,14 +1114,96 @@ impl<'a, 'w> ProbeLowerer<'a, 'w> {
                 span,
             )),
             (Ty::Int(lt), Ty::Int(rt)) => {
+                // A literal the other side's type cannot hold makes the comparison constant:
+                // almost always a mistake (a negative bound on an unsigned field, a mask
+                // wider than the field), said rather than silently truncated or widened.
+                for (value, other, other_ty, on_right) in [(&r, &l, lt, true), (&l, &r, rt, false)]
+                {
+                    let ExprKind::Int(v) = value.kind else {
+                        continue;
+                    };
+                    if matches!(other.kind, ExprKind::Int(_)) {
+                        continue;
+                    }
+                    // `x < 0` / `x >= 0` (or `0 > x` / `0 <= x`) on an unsigned `x`.
+                    let sign_test = v == 0
+                        && !other_ty.signed
+                        && matches!(
+                            (on_right, cmp),
+                            (true, CmpOp::Lt | CmpOp::Ge) | (false, CmpOp::Gt | CmpOp::Le)
+                        );
+                    if sign_test {
+                        self.diags.push(
+                            Diagnostic::warning(
+                                "constant_comparison",
+                                format!(
+                                    "{} is never below 0, so this comparison never changes",
+                                    describe(other.ty)
+                                ),
+                                span,
+                            )
+                            .with_label(format!("{} is unsigned", other_ty.name()))
+                            .with_help("kernel functions return errors as negative numbers in signed values (`retval` of a kretprobe is i64)"),
+                        );
+                        continue;
+                    }
+                    if int_fits(v, other_ty) {
+                        continue;
+                    }
+                    let (lo, hi) = int_range(other_ty);
+                    // Against a u64 the comparison runs on 64-bit patterns: -1 is u64::MAX.
+                    let message = if other_ty == IntTy::U64 {
+                        format!(
+                            "`{v}` is negative and {} never is: it compares as {}",
+                            describe(other.ty),
+                            v as u64
+                        )
+                    } else {
+                        format!(
+                            "`{v}` is outside the range of {}, so this comparison never changes",
+                            describe(other.ty)
+                        )
+                    };
+                    let mut d = Diagnostic::warning("constant_comparison", message, span)
+                        .with_label(format!("{} holds {lo} to {hi}", other_ty.name()));
+                    if v < 0 && !other_ty.signed {
+                        d = d.with_help(
+                            "the value is unsigned and never negative; kernel functions return errors as negative numbers in signed values (`retval` of a kretprobe is i64)",
+                        );
+                    }
+                    self.diags.push(d);
+                }
+                // Mixed signedness compares as i64, exact unless the unsigned side is u64.
+                if !is_nonneg_literal(&l)
+                    && !is_nonneg_literal(&r)
+                    && !matches!(l.kind, ExprKind::Int(_))
+                    && !matches!(r.kind, ExprKind::Int(_))
+                    && lt.signed != rt.signed
+                    && (lt == IntTy::U64 || rt == IntTy::U64)
+                {
+                    self.diags.push(
+                        Diagnostic::warning(
+                            "mixed_signedness",
+                            format!(
+                                "comparing {} with {}: both are compared as i64, so u64 values above {} count as negative",
+                                describe(l.ty),
+                                describe(r.ty),
+                                i64::MAX
+                            ),
+                            span,
+                        )
+                        .with_label("signed vs unsigned")
+                        .with_help("compare values of one signedness, e.g. check the signed side for `< 0` first"),
+                    );
+                }
                 // A non-negative literal takes the other side's type, so `$ctx.pid > 1000`
                 // compares unsigned as the field is.
                 let (l, r) = match (is_nonneg_literal(&l), is_nonneg_literal(&r)) {
-                    (false, true) if !lt.signed => {
+                    (false, true) if !lt.signed && literal_fits(&r, lt) => {
                         let t = l.ty;
                         (l, coerce(r, t))
                     }
-                    (true, false) if !rt.signed => {
+                    (true, false) if !rt.signed && literal_fits(&l, rt) => {
                         let t = r.ty;
                         (coerce(l, t), r)
                     }
@@ -1924,6 +2016,27 @@ fn str_literal(s: &str, span: Span) -> Expr {
 
 fn is_literal(e: &Expr) -> bool {
     matches!(e.kind, ExprKind::Int(_))
+}
+
+/// The smallest and largest value of `t`.
+fn int_range(t: IntTy) -> (i128, i128) {
+    let bits = t.bytes as u32 * 8;
+    if t.signed {
+        (-(1i128 << (bits - 1)), (1i128 << (bits - 1)) - 1)
+    } else {
+        (0, (1i128 << bits) - 1)
+    }
+}
+
+/// Whether the literal `v` is a value of `t`.
+fn int_fits(v: i64, t: IntTy) -> bool {
+    let (lo, hi) = int_range(t);
+    (lo..=hi).contains(&(v as i128))
+}
+
+/// Whether `e` is an integer literal that `t` can hold.
+fn literal_fits(e: &Expr, t: IntTy) -> bool {
+    matches!(e.kind, ExprKind::Int(v) if int_fits(v, t))
 }
 
 fn is_nonneg_literal(e: &Expr) -> bool {

@@ -1,0 +1,1 @@
+bpf_tracepoint "syscalls:sys_enter_pread64" {|e| if $e.pos > $e.count { count } }
