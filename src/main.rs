@@ -147,9 +147,14 @@ enum Command {
         output: PathBuf,
     },
     /// List what can be probed: tracepoints, kernel functions, or a binary's functions.
+    /// Without a kind, tracepoints and kernel functions together (`tracepoint:` and
+    /// `kfunc:` before each name), e.g. `nubpf-tui list '*openat*'`.
+    #[command(args_conflicts_with_subcommands = true)]
     List {
         #[command(subcommand)]
-        what: ListCommand,
+        what: Option<ListCommand>,
+        #[command(flatten)]
+        args: ListArgs,
     },
     /// Print what this kernel supports.
     Info,
@@ -316,7 +321,7 @@ fn main() -> ExitCode {
             aggregation,
             output,
         }) => plot_command(&file, &probe, aggregation.as_deref(), &output),
-        Some(Command::List { what }) => list_command(what),
+        Some(Command::List { what, args }) => list_command(what, args),
         Some(Command::Info) => info(),
         None => nubpf_tui::app::workbench::run(
             cli.file,
@@ -425,29 +430,48 @@ fn plot_command(
     }
 }
 
-fn list_command(what: ListCommand) -> ExitCode {
-    let (what, args) = match what {
-        ListCommand::Tracepoints(a) => (ListWhat::Tracepoints, a),
-        ListCommand::Kfuncs(a) => (ListWhat::Kfuncs, a),
-        ListCommand::Uprobes { binary, args } => (ListWhat::Uprobes(binary), args),
-    };
+fn list_command(what: Option<ListCommand>, all_args: ListArgs) -> ExitCode {
     let catalogue = Catalogue::system();
-    match list::entries(&catalogue, &what, args.pattern.as_deref(), args.args) {
-        Ok(entries) => {
-            let mut out = std::io::stdout().lock();
-            let _ = list::print(
-                &mut out,
-                &entries,
-                args.format == ListFormat::Json,
-                args.args,
-            );
-            ExitCode::SUCCESS
+    let (parts, args) = match what {
+        Some(ListCommand::Tracepoints(a)) => (vec![(ListWhat::Tracepoints, "")], a),
+        Some(ListCommand::Kfuncs(a)) => (vec![(ListWhat::Kfuncs, "")], a),
+        Some(ListCommand::Uprobes { binary, args }) => {
+            (vec![(ListWhat::Uprobes(binary), "")], args)
         }
-        Err(e) => {
-            eprintln!("nubpf-tui list: {e}");
-            ExitCode::from(exit::KERNEL)
+        None => (
+            vec![
+                (ListWhat::Tracepoints, "tracepoint:"),
+                (ListWhat::Kfuncs, "kfunc:"),
+            ],
+            all_args,
+        ),
+    };
+    // Without a kind, what can be read is listed and what cannot is said.
+    let mut entries = Vec::new();
+    let mut failed = 0;
+    for (what, prefix) in &parts {
+        match list::entries(&catalogue, what, args.pattern.as_deref(), args.args) {
+            Ok(found) => entries.extend(found.into_iter().map(|mut e| {
+                e.name.insert_str(0, prefix);
+                e
+            })),
+            Err(e) => {
+                failed += 1;
+                eprintln!("nubpf-tui list: {e}");
+            }
         }
     }
+    if failed == parts.len() {
+        return ExitCode::from(exit::KERNEL);
+    }
+    let mut out = std::io::stdout().lock();
+    let _ = list::print(
+        &mut out,
+        &entries,
+        args.format == ListFormat::Json,
+        args.args,
+    );
+    ExitCode::SUCCESS
 }
 
 fn info() -> ExitCode {

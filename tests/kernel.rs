@@ -886,3 +886,42 @@ fn btf_struct_array_member_indexed_by_a_constant() {
         ]]
     );
 }
+
+#[test]
+fn info_says_what_this_kernel_supports() {
+    if !privileged("info_says_what_this_kernel_supports") {
+        return;
+    }
+    let out = Command::new(env!("CARGO_BIN_EXE_nubpf-tui"))
+        .arg("info")
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    let line = |key: &str| {
+        text.lines()
+            .find_map(|l| l.trim().strip_prefix(key))
+            .unwrap_or_else(|| panic!("no `{key}` in:\n{text}"))
+            .trim()
+            .to_string()
+    };
+    let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap();
+    assert_eq!(line("kernel:"), release.trim());
+    // Ground truth from the kernel itself: the kprobe PMU, and whether fentry loads.
+    let kprobes = std::path::Path::new("/sys/bus/event_source/devices/kprobe").exists();
+    assert_eq!(
+        line("kprobe, kretprobe:").starts_with("yes"),
+        kprobes,
+        "{text}"
+    );
+    let fentry = nubpf_tui::probes::runtime::features::Probed::probe(&mut Runtime::new()).fentry;
+    assert_eq!(line("fentry, fexit:") == "yes", fentry, "{text}");
+    let through = line("bpf_kprobe attaches through:");
+    match (fentry, kprobes) {
+        (true, _) => assert!(through.starts_with("fentry"), "{through}"),
+        (false, true) => assert_eq!(through, "kprobe"),
+        (false, false) => assert!(through.starts_with("nothing"), "{through}"),
+    }
+    assert_eq!(line("ring buffer:"), "yes");
+    assert_eq!(line("tracepoint:"), "yes");
+}

@@ -509,6 +509,7 @@ fn list_finds_tracepoints_functions_and_symbols() {
         &["list", "tracepoints", "sys_enter_openat", "--args"],
         Duration::from_secs(30),
     );
+    assert!(out.status.success());
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(
         text.lines()
@@ -537,7 +538,32 @@ fn list_finds_tracepoints_functions_and_symbols() {
         Duration::from_secs(30),
     );
     let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success());
     assert!(text.lines().any(|l| l == "readline"), "{text}");
+
+    // Without a kind: tracepoints and kernel functions together, each with its kind.
+    let out = run(&["list", "*sys_open*", "--args"], Duration::from_secs(30));
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("kfunc:do_sys_open(dfd: int, filename: const char *")),
+        "{text}"
+    );
+    let out = run(&["list", "sys_enter_openat"], Duration::from_secs(30));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.lines()
+            .any(|l| l == "tracepoint:syscalls:sys_enter_openat"),
+        "{text}"
+    );
+    // A binary that does not exist is an error, not an empty list.
+    let out = run(
+        &["list", "uprobes", "/nonexistent/binary"],
+        Duration::from_secs(30),
+    );
+    assert_ne!(out.status.code(), Some(0));
+    assert!(!String::from_utf8_lossy(&out.stderr).is_empty());
 }
 
 #[test]
@@ -823,4 +849,78 @@ fn check_reads_files_dumps_ir_and_asm_and_exits_1_on_diagnostics() {
     assert!(
         String::from_utf8_lossy(&missing.stderr).contains("cannot read /nonexistent/probes.nu")
     );
+}
+
+#[test]
+fn pid_restricts_to_one_process_and_interval_prints_while_running() {
+    if !privileged("pid_restricts_to_one_process_and_interval_prints_while_running") {
+        return;
+    }
+    let _serial = serial();
+    // Two processes open files with the same prefix; only the one given to --pid counts.
+    // The traced one waits before it starts (exec keeps the shell's pid).
+    let prefix = unique_prefix("onepid");
+    let traced = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "sleep 1.5; exec {} open {prefix} 40",
+            testee().display()
+        ))
+        .spawn()
+        .unwrap();
+    let pid = traced.id();
+    let other = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "sleep 1.5; exec {} open {prefix} 25",
+            testee().display()
+        ))
+        .spawn()
+        .unwrap();
+    let script = format!(
+        r#"bpf_tracepoint "syscalls:sys_enter_openat" {{|e| if $e.filename starts-with "{prefix}" {{ count --by $e.pid }} }}"#
+    );
+    let started = Instant::now();
+    let out = run(
+        &[
+            "run",
+            "-e",
+            &script,
+            "--pid",
+            &pid.to_string(),
+            "--duration",
+            "3sec",
+            "--interval",
+            "500ms",
+        ],
+        Duration::from_secs(60),
+    );
+    for mut child in [traced, other] {
+        let _ = child.wait();
+    }
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        started.elapsed() >= Duration::from_secs(3),
+        "--duration 3sec stopped early"
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    // Tables: printed every 500 ms while running, and once at the end.
+    let printed = stdout.lines().filter(|l| l.starts_with("@count:")).count();
+    assert!(
+        printed >= 4,
+        "--interval printed {printed} times:\n{stdout}"
+    );
+    // The last table has the traced pid with exactly its 40 opens, and no other pid.
+    let last = stdout.rsplit("@count:").next().unwrap();
+    assert!(
+        last.lines()
+            .any(|l| l.contains(&pid.to_string()) && l.contains(" 40 ")),
+        "{last}"
+    );
+    let rows = last
+        .lines()
+        .filter(|l| l.chars().filter(|c| c.is_ascii_digit()).count() > 0 && l.contains('│'))
+        .count();
+    assert_eq!(rows, 1, "only the traced pid: {last}");
 }
