@@ -365,3 +365,83 @@ fn replay_in_the_workbench_plays_pauses_and_reruns_an_edited_pipeline() {
     tmux.wait_for("a paused replay", |s| s.contains("⏸ replay"));
     tmux.cmd(&["send-keys", "-t", "t", "C-q"]);
 }
+
+#[test]
+fn a_workbench_recording_keeps_every_record_of_a_flood() {
+    if !privileged("a_workbench_recording_keeps_every_record_of_a_flood") {
+        return;
+    }
+    let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    let dir = std::path::PathBuf::from(format!("{}dir", unique_prefix("tuiflood")));
+    std::fs::create_dir(&dir).unwrap();
+    struct Cleanup(std::path::PathBuf);
+    impl Drop for Cleanup {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+    let _cleanup = Cleanup(dir.clone());
+    let script = dir.join("flood.nu");
+    std::fs::write(
+        &script,
+        "bpf_tracepoint \"syscalls:sys_enter_getpid\" {|e| if $e.comm == \"testee\" { emit {pid: $e.pid} } }\n",
+    )
+    .unwrap();
+    let tmux = Tmux {
+        socket: format!("nubpf-flood-{}", std::process::id()),
+    };
+    let bin = env!("CARGO_BIN_EXE_nubpf-tui");
+    tmux.cmd(&[
+        "new-session",
+        "-d",
+        "-s",
+        "t",
+        "-x",
+        "120",
+        "-y",
+        "36",
+        "-c",
+        dir.to_str().unwrap(),
+        bin,
+        script.to_str().unwrap(),
+    ]);
+    tmux.wait_for("the workbench", |s| s.contains("F5"));
+    tmux.cmd(&["send-keys", "-t", "t", "F6"]);
+    tmux.wait_for("the probe to attach", |s| {
+        s.lines()
+            .any(|l| l.contains("sys_enter_g") && l.contains(" attached "))
+    });
+    tmux.cmd(&["send-keys", "-t", "t", "F9"]);
+    tmux.wait_for("recording", |s| s.contains("● REC"));
+    // Far more records than the UI keeps up with: it may drop some from its view, the
+    // recording must not.
+    let calls = 300_000u64;
+    let status = Command::new(common::testee())
+        .args(["getpid", &calls.to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    std::thread::sleep(Duration::from_millis(1000));
+    tmux.cmd(&["send-keys", "-t", "t", "F9"]);
+    tmux.wait_for("the recording to finish", |s| s.contains("recorded "));
+    tmux.cmd(&["send-keys", "-t", "t", "C-q"]);
+    let db = std::fs::read_dir(&dir)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| p.extension().is_some_and(|x| x == "db"))
+        .expect("a recording in the working directory");
+    let conn =
+        rusqlite::Connection::open_with_flags(&db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+            .unwrap();
+    let rows: u64 = conn
+        .query_row("SELECT count(*) FROM sys_enter_getpid", [], |r| r.get(0))
+        .unwrap();
+    let lost: u64 = conn
+        .query_row("SELECT coalesce(sum(lost), 0) FROM nubpf_lost", [], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    assert!(rows > 0);
+    assert_eq!(rows + lost, calls, "{rows} recorded + {lost} lost");
+}

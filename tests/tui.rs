@@ -134,6 +134,7 @@ fn attached_probe_streams_rows() {
         generation,
         hits: 30,
         drops: 0,
+        kernel_drops: 0,
     });
     insta::assert_snapshot!(screen(&mut a, 120, 32).backend());
 }

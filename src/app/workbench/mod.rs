@@ -29,7 +29,7 @@ use ratatui::Terminal;
 use ratatui::backend::CrosstermBackend;
 use ratatui::style::{Color, Modifier, Style};
 
-use crate::app::session::record::{Columns, Item, Recorder};
+use crate::app::session::record::{Item, Recorder};
 use crate::editor::{Complete, Editor, Highlight, Keymap, Suggestion};
 use crate::probes::catalogue::Catalogue;
 use crate::probes::front::complete;
@@ -305,6 +305,8 @@ struct Driver {
     compiler: Sender<(u64, String)>,
     /// The runtime and kernel facts, built off the UI thread.
     kernel: Arc<worker::Kernel>,
+    /// Where probe threads copy their records while recording.
+    tap: Arc<worker::RecordTap>,
     probes: HashMap<(String, u64), Sender<worker::Stop>>,
     /// Probe threads told to detach that have not reported back yet.
     detaching: usize,
@@ -335,6 +337,7 @@ impl Driver {
                     script,
                     index,
                     self.kernel.clone(),
+                    self.tap.clone(),
                     self.events.clone(),
                     self.records.clone(),
                 );
@@ -357,14 +360,16 @@ impl Driver {
                 let kernel = app.status.kernel.clone();
                 match Recorder::create(&path, &script, &kernel) {
                     Ok(r) => {
-                        let index = script
+                        let index: HashMap<String, usize> = script
                             .probes
                             .iter()
                             .enumerate()
                             .map(|(i, p)| (p.name.clone(), i))
                             .collect();
+                        let recorder = Arc::new(r);
+                        self.tap.start(recorder.clone(), index.clone());
                         self.recording = Some(Recording {
-                            recorder: Arc::new(r),
+                            recorder,
                             index,
                             drops: HashMap::new(),
                             dropped: 0,
@@ -414,51 +419,35 @@ impl Driver {
         let Some(rec) = self.recording.take() else {
             return;
         };
+        self.tap.stop();
         let events = self.events.clone();
         std::thread::spawn(move || {
             let dropped = rec.dropped;
-            let text = match Arc::try_unwrap(rec.recorder).map(Recorder::finish) {
-                Ok(Ok(n)) if dropped > 0 => {
-                    format!("recorded {n} records ({dropped} not kept: the writer fell behind)")
-                }
-                Ok(Ok(n)) => format!("recorded {n} records"),
-                Ok(Err(e)) => format!("the recording is incomplete: {e}"),
-                Err(_) => "the recording is still in use".to_string(),
+            let text = match worker::finish_recording(rec.recorder) {
+                Ok(n) if dropped > 0 => format!(
+                    "recorded {n} records ({dropped} aggregation snapshots or loss counts not kept: the writer fell behind)"
+                ),
+                Ok(n) => format!("recorded {n} records"),
+                Err(e) => format!("the recording is incomplete: {e}"),
             };
             let _ = events.send(Event::Notice(text));
         });
     }
 
-    /// Copies what the probes produce into the recording, without ever blocking.
+    /// Copies aggregation snapshots and losses into the recording, without ever blocking
+    /// (records go there straight from the probe threads, see `worker::RecordTap`).
     fn record(&mut self, ev: &Event) {
         let Some(rec) = &mut self.recording else {
             return;
         };
         match ev {
-            Event::Records {
+            Event::Stats {
                 probe,
-                columns,
-                records,
+                kernel_drops: drops,
                 ..
             } => {
-                let Some(&index) = rec.index.get(probe) else {
-                    return;
-                };
-                let names: Arc<[String]> = columns.clone().into();
-                for values in records {
-                    let item = Item::Record {
-                        probe: index,
-                        columns: Columns::Named(names.clone()),
-                        ts: rec.recorder.now(),
-                        values: values.clone(),
-                    };
-                    if !rec.recorder.try_write(item) {
-                        rec.dropped += 1;
-                    }
-                }
-            }
-            Event::Stats { probe, drops, .. } => {
-                // Losses as they grow, like `run --record`.
+                // Losses in the kernel as they grow, like `run --record` (records the UI
+                // could not take are still recorded).
                 if let Some(&index) = rec.index.get(probe) {
                     let before = rec.drops.insert(probe.clone(), *drops).unwrap_or(0);
                     if *drops > before {
@@ -527,6 +516,7 @@ fn event_loop(
         events: events_tx,
         records: records_tx,
         kernel: Arc::default(),
+        tap: Arc::default(),
         probes: HashMap::new(),
         detaching: 0,
         recording: None,
@@ -615,10 +605,9 @@ fn event_loop(
         }
     }
     // A recording in progress is finished synchronously: the process is about to exit.
-    if let Some(rec) = driver.recording.take()
-        && let Ok(r) = Arc::try_unwrap(rec.recorder)
-    {
-        let _ = r.finish();
+    driver.tap.stop();
+    if let Some(rec) = driver.recording.take() {
+        let _ = worker::finish_recording(rec.recorder);
     }
     let deadline = Instant::now() + Duration::from_secs(5);
     while driver.detaching > 0 && Instant::now() < deadline {

@@ -180,7 +180,10 @@ pub enum Event {
         probe: String,
         generation: u64,
         hits: u64,
+        /// Records lost in all: in the kernel (ring buffer full) and on the way to the UI.
         drops: u64,
+        /// Of those, lost in the kernel, so missing from a recording too.
+        kernel_drops: u64,
     },
     PipelineResult {
         probe: String,
@@ -686,6 +689,7 @@ impl App {
                 generation,
                 hits,
                 drops,
+                ..
             } => {
                 if let Some(p) = self.probe_mut(&probe, generation) {
                     p.hits = hits.max(p.rows.total);
@@ -1040,7 +1044,7 @@ impl App {
         let path = std::path::PathBuf::from(format!("nubpf-{stamp}.db"));
         self.recording = Some(path.clone());
         self.notify(format!(
-            "recording attached probes to {} (F9 stops); probes attached later are recorded too",
+            "recording attached probes to {} (F9 stops); probes of this script attached later are recorded too, probes added to it later are not",
             path.display()
         ));
         vec![Action::StartRecording { path, script }]

@@ -2,7 +2,7 @@
 //! probe that loads, attaches, reads and finally detaches it. Nothing here blocks the UI:
 //! results come back as [`Event`]s.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::sync::mpsc::{Receiver, Sender, SyncSender, TryRecvError, TrySendError};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -11,9 +11,11 @@ use nu_protocol::{Span as NuSpan, Value};
 
 use super::state::{AttachFailure, Event};
 use crate::app::pipeline::Pipeline;
+use crate::app::session::record::{Columns, Item, Recorder};
 use crate::app::values;
 use crate::probes::catalogue::Catalogue;
 use crate::probes::front::{self, Script};
+use crate::probes::runtime::decode::Value as Decoded;
 use crate::probes::runtime::features::{Features, Probed};
 use crate::probes::runtime::{LoadError, LoadedModule, Runtime};
 
@@ -47,6 +49,62 @@ pub fn spawn_compiler(catalogue: Arc<Catalogue>, events: Sender<Event>) -> Sende
 
 /// Tells a probe thread to detach.
 pub struct Stop;
+
+/// The recording probe threads copy their records into while the workbench records: every
+/// record read from the kernel goes to the file, whether or not the UI keeps up with them
+/// (a probe thread waits for the writer rather than drop; the kernel counts what the ring
+/// buffer cannot hold meanwhile, and those losses are recorded too).
+#[derive(Default)]
+pub struct RecordTap(Mutex<Option<TapTarget>>);
+
+type TapTarget = (Arc<Recorder>, Arc<HashMap<String, usize>>);
+
+impl RecordTap {
+    /// Starts copying the records of the probes in `index` (name → index in the recording).
+    pub fn start(&self, recorder: Arc<Recorder>, index: HashMap<String, usize>) {
+        *self.0.lock().unwrap_or_else(|p| p.into_inner()) = Some((recorder, Arc::new(index)));
+    }
+
+    /// Stops copying. Probe threads may still hold the recorder for a moment.
+    pub fn stop(&self) {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).take();
+    }
+
+    fn record(&self, probe: &str, columns: &[String], batch: &[Vec<Decoded>]) {
+        // The lock is held only to clone the handles: a blocked write never holds it.
+        let Some((recorder, index)) = self.0.lock().unwrap_or_else(|p| p.into_inner()).clone()
+        else {
+            return;
+        };
+        let Some(&probe) = index.get(probe) else {
+            return;
+        };
+        let names: Arc<[String]> = columns.into();
+        for values in batch {
+            recorder.write(Item::Record {
+                probe,
+                columns: Columns::Named(names.clone()),
+                ts: recorder.now(),
+                values: values.clone(),
+            });
+        }
+    }
+}
+
+/// Waits (briefly) until probe threads let go of `recorder`, then finishes the file.
+pub fn finish_recording(mut recorder: Arc<Recorder>) -> Result<u64, String> {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        match Arc::try_unwrap(recorder) {
+            Ok(r) => return r.finish().map_err(|e| e.to_string()),
+            Err(shared) if Instant::now() < deadline => {
+                recorder = shared;
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            Err(_) => return Err("the recording is still in use".into()),
+        }
+    }
+}
 
 /// The runtime and what the kernel allows, made once and never on the UI thread: by the
 /// warm-up thread the workbench starts when it has the privileges, or by the first probe
@@ -94,13 +152,14 @@ pub fn spawn_probe(
     script: Arc<Script>,
     index: usize,
     kernel: Arc<Kernel>,
+    tap: Arc<RecordTap>,
     events: Sender<Event>,
     records: SyncSender<Event>,
 ) -> Sender<Stop> {
     let (stop_tx, stop_rx) = std::sync::mpsc::channel::<Stop>();
     std::thread::spawn(move || {
         run_probe(
-            probe, generation, script, index, kernel, events, records, stop_rx,
+            probe, generation, script, index, kernel, tap, events, records, stop_rx,
         );
     });
     stop_tx
@@ -153,6 +212,7 @@ fn run_probe(
     script: Arc<Script>,
     index: usize,
     kernel: Arc<Kernel>,
+    tap: Arc<RecordTap>,
     events: Sender<Event>,
     records: SyncSender<Event>,
     stop: Receiver<Stop>,
@@ -262,6 +322,7 @@ fn run_probe(
                 }
                 let cols: Vec<String> = layout.fields.iter().map(|f| f.name.clone()).collect();
                 if cols != columns && !batch.is_empty() {
+                    tap.record(&probe, &columns, &batch);
                     send_records(
                         &records,
                         &probe,
@@ -275,6 +336,7 @@ fn run_probe(
                 batch.push(event.values);
             });
             if !batch.is_empty() {
+                tap.record(&probe, &columns, &batch);
                 send_records(
                     &records,
                     &probe,
@@ -304,6 +366,7 @@ fn run_probe(
                 generation,
                 hits,
                 drops: kernel_drops + ui_dropped,
+                kernel_drops,
             });
         }
         if let Some(p) = &pipeline
