@@ -149,6 +149,35 @@ fn exported_script_runs_with_the_same_columns() {
     };
     assert_eq!(keys(&again), keys(&live));
     assert_eq!(keys(&live), ["pid", "comm", "file", "flags"]);
+    // The second probe (the histogram) attached and counted the testee's opens too.
+    for out in [&live, &again] {
+        assert!(out.contains(r#""aggregation":"hist_ret""#), "{out}");
+    }
+    assert_eq!(
+        again.lines().filter(|l| l.contains("\"file\"")).count(),
+        3,
+        "{again}"
+    );
+    for (format, first) in [
+        ("json", r#"[{"pid":"#),
+        ("nuon", "[[pid, comm, file, flags]; ["),
+    ] {
+        let out = Temp::new("exp", &format!(".{format}"));
+        ok(&nubpf()
+            .arg("export")
+            .arg(&db.0)
+            .args(["--probe", "sys_enter_openat", "--format", format, "-o"])
+            .arg(&out.0)
+            .output()
+            .unwrap());
+        let text = std::fs::read_to_string(&out.0).unwrap();
+        assert!(text.starts_with(first), "{format}: {text}");
+        for i in 0..3 {
+            assert!(text.contains(&format!("\"{prefix}{i}\"")), "{format}: {text}");
+        }
+        use std::os::unix::fs::MetadataExt;
+        assert_eq!(std::fs::metadata(&out.0).unwrap().mode() & 0o777, 0o600);
+    }
     let csv = Temp::new("exp", ".csv");
     ok(&nubpf()
         .arg("export")
@@ -455,4 +484,40 @@ fn plots_are_written_as_svg_and_png() {
             assert!(text.contains(probe), "the title names the probe");
         }
     }
+}
+
+#[test]
+fn replay_speed_paces_records_by_their_recorded_times() {
+    if !privileged("replay_speed_paces_records_by_their_recorded_times") {
+        return;
+    }
+    let db = Temp::new("speed", ".db");
+    let prefix = unique_prefix("speedfiles");
+    let testee = testee();
+    // Two records a second apart.
+    record(
+        &format!(
+            r#"bpf_tracepoint "syscalls:sys_enter_openat" {{|e| if $e.filename starts-with "{prefix}" {{ emit {{file: $e.filename}} }} }}"#
+        ),
+        &format!(
+            "sh -c '{t} open {prefix}a 1; sleep 1; {t} open {prefix}b 1'",
+            t = testee.display()
+        ),
+        &db.0,
+    );
+    let timed = |extra: &[&str]| {
+        let started = Instant::now();
+        let out = ok(&replay(&db.0, &[&["--format", "json"], extra].concat()));
+        assert_eq!(out.lines().count(), 2, "{out}");
+        started.elapsed()
+    };
+    let fastest = timed(&[]);
+    let recorded = timed(&["--speed", "1"]);
+    let fourfold = timed(&["--speed", "4"]);
+    assert!(recorded >= Duration::from_millis(900), "--speed 1 took {recorded:?}");
+    assert!(
+        fourfold >= Duration::from_millis(200) && fourfold < recorded / 2,
+        "--speed 4 took {fourfold:?}, --speed 1 {recorded:?}"
+    );
+    assert!(fastest < recorded / 2, "no --speed took {fastest:?}");
 }
