@@ -173,7 +173,10 @@ fn exported_script_runs_with_the_same_columns() {
         let text = std::fs::read_to_string(&out.0).unwrap();
         assert!(text.starts_with(first), "{format}: {text}");
         for i in 0..3 {
-            assert!(text.contains(&format!("\"{prefix}{i}\"")), "{format}: {text}");
+            assert!(
+                text.contains(&format!("\"{prefix}{i}\"")),
+                "{format}: {text}"
+            );
         }
         use std::os::unix::fs::MetadataExt;
         assert_eq!(std::fs::metadata(&out.0).unwrap().mode() & 0o777, 0o600);
@@ -514,7 +517,10 @@ fn replay_speed_paces_records_by_their_recorded_times() {
     let fastest = timed(&[]);
     let recorded = timed(&["--speed", "1"]);
     let fourfold = timed(&["--speed", "4"]);
-    assert!(recorded >= Duration::from_millis(900), "--speed 1 took {recorded:?}");
+    assert!(
+        recorded >= Duration::from_millis(900),
+        "--speed 1 took {recorded:?}"
+    );
     assert!(
         fourfold >= Duration::from_millis(200) && fourfold < recorded / 2,
         "--speed 4 took {fourfold:?}, --speed 1 {recorded:?}"

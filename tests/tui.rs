@@ -474,3 +474,218 @@ fn help_lists_every_key_at_80x24() {
     }
     insta::assert_snapshot!(t.backend());
 }
+
+const TWO_PROBES: &str = "bpf_tracepoint \"syscalls:sys_enter_openat\" {|e| emit {file: $e.filename} }\nbpf_tracepoint \"syscalls:sys_enter_close\" {|e| count }";
+
+fn rows(a: &mut App, probe: &str, generation: u64, range: std::ops::Range<u64>) {
+    for i in range {
+        a.update(Event::Records {
+            probe: probe.to_string(),
+            generation,
+            columns: vec!["file".into()],
+            records: vec![vec![Value::Str(format!("/f{i}"))]],
+        });
+    }
+}
+
+fn text(t: &Terminal<TestBackend>) -> String {
+    let b = t.backend().buffer();
+    (0..b.area.height)
+        .map(|y| {
+            (0..b.area.width)
+                .map(|x| b[(x, y)].symbol().to_string())
+                .collect::<String>()
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+#[test]
+fn pause_holds_the_view_keeps_the_rows_and_resume_follows_again() {
+    if !nubpf_tui_test_tracefs() {
+        return;
+    }
+    let mut a = app(TWO_PROBES);
+    compile(&mut a);
+    let (probe, generation) = attach(&mut a);
+    rows(&mut a, &probe, generation, 0..10);
+    a.update(key(KeyCode::F(4)));
+    a.update(key(KeyCode::Char('p')));
+    assert!(a.paused);
+    rows(&mut a, &probe, generation, 10..40);
+    let paused = text(&screen(&mut a, 120, 32));
+    // The view still ends at the last row seen before pausing; nothing was thrown away.
+    assert!(
+        paused.contains("/f9 ") && !paused.contains("/f39"),
+        "{paused}"
+    );
+    assert!(
+        paused.contains("40 rows shown of 40 received · paused"),
+        "{paused}"
+    );
+    a.update(key(KeyCode::Char(' ')));
+    assert!(!a.paused);
+    let resumed = text(&screen(&mut a, 120, 32));
+    assert!(
+        resumed.contains("/f39") && resumed.contains("following"),
+        "{resumed}"
+    );
+
+    // Scrolled back, the view holds still too while rows arrive.
+    a.update(key(KeyCode::Up));
+    a.update(key(KeyCode::Up));
+    let before = text(&screen(&mut a, 120, 32));
+    rows(&mut a, &probe, generation, 40..45);
+    let after = text(&screen(&mut a, 120, 32));
+    let table = |s: &str| -> Vec<String> {
+        s.lines()
+            .filter(|l| l.contains("/f"))
+            .map(str::to_string)
+            .collect()
+    };
+    assert_eq!(table(&before), table(&after));
+    assert!(after.contains("scrolled"), "{after}");
+    a.update(key(KeyCode::End));
+    assert!(text(&screen(&mut a, 120, 32)).contains("/f44"));
+
+    // `c` clears the table; counts stay.
+    a.update(key(KeyCode::Char('c')));
+    let cleared = text(&screen(&mut a, 120, 32));
+    assert!(!cleared.contains("/f44"), "{cleared}");
+    assert!(cleared.contains("0 rows shown of 45 received"), "{cleared}");
+}
+
+#[test]
+fn attach_all_detach_one_detach_all_and_reattach_an_edited_probe() {
+    if !nubpf_tui_test_tracefs() {
+        return;
+    }
+    let mut a = app(TWO_PROBES);
+    compile(&mut a);
+    let attached = a.update(key(KeyCode::F(6)));
+    let names: Vec<(String, u64)> = attached
+        .iter()
+        .filter_map(|x| match x {
+            Action::Attach {
+                probe, generation, ..
+            } => Some((probe.clone(), *generation)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        names.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>(),
+        ["sys_enter_openat", "sys_enter_close"]
+    );
+    for (probe, generation) in &names {
+        a.update(Event::Attached {
+            probe: probe.clone(),
+            generation: *generation,
+            result: Ok(Duration::from_millis(2)),
+            insns: 20,
+            mechanism: None,
+        });
+    }
+    // F7 in the editor detaches the probe under the cursor (the first line).
+    let detached = a.update(key(KeyCode::F(7)));
+    assert!(
+        matches!(detached.as_slice(), [Action::Detach { probe, .. }] if probe == "sys_enter_openat"),
+        "{detached:?}"
+    );
+    a.update(Event::Detached {
+        probe: names[0].0.clone(),
+        generation: names[0].1,
+    });
+    // Editing the other probe and pressing F5 on it replaces the attached one: the old
+    // generation detaches, the new one attaches, the first probe is not touched.
+    a.update(key(KeyCode::Down));
+    a.update(key(KeyCode::End));
+    let edit = a.update(key(KeyCode::Char(' ')));
+    compile_pending(&mut a, edit);
+    let again = a.update(key(KeyCode::F(5)));
+    let detach: Vec<_> = again
+        .iter()
+        .filter_map(|x| match x {
+            Action::Detach { probe, generation } => Some((probe.clone(), *generation)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        detach,
+        vec![names[1].clone()],
+        "{again:?} {:?} {:?} {:?}",
+        a.focus,
+        a.notice,
+        a.editor.text()
+    );
+    let new_generation = again.iter().find_map(|x| match x {
+        Action::Attach {
+            probe, generation, ..
+        } if probe == "sys_enter_close" => Some(*generation),
+        _ => None,
+    });
+    assert!(new_generation.is_some_and(|g| g != names[1].1), "{again:?}");
+    // F8 detaches everything still attached (the new generation is attaching).
+    let all = a.update(key(KeyCode::F(8)));
+    assert!(
+        all.iter()
+            .all(|x| matches!(x, Action::Detach { probe, .. } if probe == "sys_enter_close")),
+        "{all:?}"
+    );
+    assert_eq!(all.len(), 1, "{all:?}");
+}
+
+/// Compiles an edit's text, as the background compiler would.
+fn compile_pending(a: &mut App, edit: Vec<Action>) {
+    let Some(Action::Compile { generation, source }) = edit.into_iter().next() else {
+        panic!("the edit did not recompile");
+    };
+    let (script, diagnostics) = front::compile(&source, &catalogue());
+    a.update(Event::Compiled {
+        generation,
+        script: script.map(Arc::new),
+        diagnostics,
+        took: Duration::from_micros(300),
+    });
+}
+
+#[test]
+fn mouse_focuses_panes_and_the_layout_follows_resizes() {
+    use crossterm::event::{MouseButton, MouseEvent, MouseEventKind};
+    use nubpf_tui::app::workbench::state::Focus;
+    if !nubpf_tui_test_tracefs() {
+        return;
+    }
+    let mut a = app(TWO_PROBES);
+    compile(&mut a);
+    attach(&mut a);
+    let click = |a: &mut App, x: u16, y: u16| {
+        a.update(Event::Mouse(MouseEvent {
+            kind: MouseEventKind::Down(MouseButton::Left),
+            column: x,
+            row: y,
+            modifiers: KeyModifiers::NONE,
+        }));
+    };
+    for (w, h) in [(120, 32), (80, 24), (160, 48)] {
+        screen(&mut a, w, h);
+        a.update(Event::Resize(w, h));
+        let r = a.regions;
+        let centre = |r: ratatui::layout::Rect| (r.x + r.width / 2, r.y + r.height / 2);
+        let (x, y) = centre(r.output);
+        click(&mut a, x, y);
+        assert_eq!(a.focus, Focus::Output, "{w}x{h}: {r:?}");
+        let (x, y) = centre(r.probes);
+        click(&mut a, x, y);
+        assert_eq!(a.focus, Focus::Probes, "{w}x{h}: {r:?}");
+        let (x, y) = centre(r.editor);
+        click(&mut a, x, y);
+        assert_eq!(a.focus, Focus::Editor, "{w}x{h}: {r:?}");
+        // Every pane fits the screen.
+        for pane in [r.editor, r.probes, r.output] {
+            assert!(
+                pane.right() <= w && pane.bottom() <= h && pane.area() > 0,
+                "{w}x{h}: {r:?}"
+            );
+        }
+    }
+}

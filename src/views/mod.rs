@@ -373,7 +373,18 @@ fn probes_panel(s: &Screen, area: Rect, buf: &mut Buffer) {
     if let Some(p) = s.probes.get(s.selected_probe)
         && inner.height > s.probes.len() as u16 + 1
     {
-        let text = format!("▸ {} on {}", p.kind, p.target);
+        // What the narrower tiers leave out of the table is said here.
+        let mut text = if p.target.starts_with(&format!("{}:", p.kind)) {
+            format!("▸ {}", p.target)
+        } else {
+            format!("▸ {} on {}", p.kind, p.target)
+        };
+        if p.insns > 0 {
+            text.push_str(&format!(" · {} insns", p.insns));
+        }
+        if let Some(ms) = p.attach_ms {
+            text.push_str(&format!(" · {ms:.1}ms to attach"));
+        }
         buf.set_string(
             inner.x,
             inner.bottom() - 1,
@@ -741,7 +752,7 @@ fn completion_menu(menu: &MenuModel, x: u16, y: u16, screen: Rect, buf: &mut Buf
 
 /// Every key of the workbench. Worded to fit whole in two columns at 80×24.
 pub const KEYS: &[(&str, &str)] = &[
-    ("F1 / ?", "this help (any key)"),
+    ("F1 / ?", "help (? not in editor)"),
     ("F2 F3 F4", "focus editor/probes/out"),
     ("F5", "attach probe at cursor"),
     ("F6", "attach all probes"),
@@ -755,14 +766,17 @@ pub const KEYS: &[(&str, &str)] = &[
     ("Up (line 1)", "editor history"),
     ("Ctrl-Z/Ctrl-G", "undo / redo (emacs)"),
     ("Esc", "close menu / to output"),
-    ("Left / Right", "output: switch tabs"),
-    ("↑ ↓ PgUp PgDn", "output: scroll (wheel)"),
+    ("←→ hl Tab", "output: switch tabs"),
+    ("↑↓ jk PgUp/Dn", "output: scroll (wheel)"),
+    ("Home", "output: oldest rows"),
     ("End / f", "output: follow newest"),
     ("p / Space", "output: pause / resume"),
     ("c", "output: clear table"),
     ("x", "output: export SVG/CSV"),
-    ("↑ ↓ in probes", "select a probe"),
+    ("Esc / e", "output: back to editor"),
+    ("↑ ↓ j k", "probes: select a probe"),
     ("d / Enter", "probes: detach / show"),
+    ("Tab / Esc", "probes: to output"),
     ("replay F5 / F6", "pause / restart"),
     ("replay F7 / F8", "seek back / forward"),
     ("replay F11/F12", "half / double speed"),
@@ -884,8 +898,14 @@ fn footer(s: &Screen, area: Rect, buf: &mut Buffer) {
             ("^Q", "quit"),
         ],
     };
+    // Whole hints only: when the line is short, the ones before `quit` go first.
+    let width = |(k, v): &(&str, &str)| (k.chars().count() + v.chars().count() + 5) as u16;
+    let mut hints: Vec<(&str, &str)> = hints.to_vec();
+    while hints.len() > 2 && hints.iter().map(width).sum::<u16>() > area.width + 2 {
+        hints.remove(hints.len() - 2);
+    }
     let mut spans = Vec::new();
-    for (k, v) in hints {
+    for (k, v) in &hints {
         spans.push(Span::styled(
             format!(" {k} "),
             Style::default().fg(Color::Black).bg(Color::Gray),

@@ -71,7 +71,7 @@ pub struct Rows {
     pub widths: Vec<u16>,
     /// Every record received, dropped ones included.
     pub total: u64,
-    /// Records dropped from the buffer (beyond [`MAX_ROWS`]) or while paused.
+    /// Records dropped from the buffer (beyond [`MAX_ROWS`]).
     pub discarded: u64,
 }
 
@@ -436,11 +436,31 @@ impl App {
     /// The script probe under the editor's cursor.
     pub fn probe_at_cursor(&self) -> Option<usize> {
         let script = self.script.as_ref()?;
-        let cursor = self.editor.cursor() as u32;
+        let text = self.editor.text();
+        let at = self.editor.cursor().min(text.len());
+        let cursor = at as u32;
+        // The probe around the cursor; else one on the cursor's line (the cursor is often
+        // just past a probe's closing brace); else the only probe.
+        let line_start = text[..at].rfind('\n').map_or(0, |i| i + 1) as u32;
+        let line_end = text[at..].find('\n').map_or(text.len(), |i| at + i) as u32;
         script
             .probes
             .iter()
             .position(|p| p.span.start <= cursor && cursor <= p.span.end)
+            .or_else(|| {
+                script
+                    .probes
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, p)| p.span.start <= line_end && p.span.end >= line_start)
+                    .min_by_key(|(_, p)| {
+                        p.span
+                            .end
+                            .abs_diff(cursor)
+                            .min(p.span.start.abs_diff(cursor))
+                    })
+                    .map(|(i, _)| i)
+            })
             .or_else(|| (script.probes.len() == 1).then_some(0))
     }
 
@@ -649,16 +669,26 @@ impl App {
                 columns,
                 records,
             } => {
-                let paused = self.paused;
+                // Paused, or scrolled back to read: the rows keep coming into the buffer but
+                // the view stays on the rows it shows (the scroll offset counts from the
+                // newest row, so it grows with every row added).
+                let anchored = (self.paused || self.scroll > 0)
+                    && self.tabs().get(self.tab).is_some_and(|t| {
+                        t.kind == TabKind::Records
+                            && self
+                                .probes
+                                .get(t.probe)
+                                .is_some_and(|p| p.name == probe && p.generation == generation)
+                    });
+                let mut shown = None;
                 if let Some(p) = self.probe_mut(&probe, generation) {
-                    if paused {
-                        p.rows.total += records.len() as u64;
-                        p.rows.discarded += records.len() as u64;
-                    } else {
-                        for r in &records {
-                            p.rows.push(&columns, r);
-                        }
+                    for r in &records {
+                        p.rows.push(&columns, r);
                     }
+                    shown = Some(p.rows.rows.len());
+                }
+                if anchored && let Some(len) = shown {
+                    self.scroll = (self.scroll + records.len()).min(len.saturating_sub(1));
                 }
                 vec![]
             }
@@ -1126,11 +1156,14 @@ impl App {
                     }
                     KeyCode::Char('p') | KeyCode::Char(' ') => {
                         self.paused = !self.paused;
-                        self.notify(if self.paused {
-                            "paused: new rows are counted, not kept"
+                        if self.paused {
+                            self.notify("paused: the view holds still, new rows are kept");
                         } else {
-                            "resumed"
-                        });
+                            if self.follow {
+                                self.scroll = 0;
+                            }
+                            self.notify("resumed");
+                        }
                     }
                     KeyCode::Char('c') => {
                         if let Some(t) = self.tabs().get(self.tab).cloned()
