@@ -925,3 +925,30 @@ fn info_says_what_this_kernel_supports() {
     assert_eq!(line("ring buffer:"), "yes");
     assert_eq!(line("tracepoint:"), "yes");
 }
+
+#[test]
+fn the_kernel_creates_every_map_kind_the_backend_writes() {
+    if !privileged("the_kernel_creates_every_map_kind_the_backend_writes") {
+        return;
+    }
+    let (object, maps) = common::every_map_kind_object();
+    let mut ebpf = aya::Ebpf::load(&object).expect("aya loads the object and creates its maps");
+    for def in &maps {
+        let map = ebpf
+            .map(&def.name)
+            .unwrap_or_else(|| panic!("no map {}", def.name));
+        let kind = match map {
+            aya::maps::Map::HashMap(_) => nubpf_ebpf::maps::MapKind::Hash,
+            aya::maps::Map::Array(_) => nubpf_ebpf::maps::MapKind::Array,
+            aya::maps::Map::PerCpuHashMap(_) => nubpf_ebpf::maps::MapKind::PerCpuHash,
+            aya::maps::Map::PerCpuArray(_) => nubpf_ebpf::maps::MapKind::PerCpuArray,
+            aya::maps::Map::RingBuf(_) => nubpf_ebpf::maps::MapKind::RingBuf,
+            other => panic!("{}: unexpected {other:?}", def.name),
+        };
+        assert_eq!(kind, def.kind, "{}", def.name);
+    }
+    // The program referencing all of them passes the verifier.
+    let program: &mut aya::programs::RawTracePoint =
+        ebpf.program_mut("every_map").unwrap().try_into().unwrap();
+    program.load().expect("the verifier accepts the program");
+}

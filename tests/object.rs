@@ -3,6 +3,7 @@
 
 #[path = "../ebpf/tests/cases.rs"]
 mod cases;
+mod common;
 
 use std::collections::BTreeSet;
 
@@ -63,4 +64,26 @@ fn two_programs_share_one_ring_buffer() {
         .map(|p| p.code.map_refs.iter().map(|(_, m)| *m).min())
         .collect();
     assert_eq!(refs[0], refs[1]);
+}
+
+#[test]
+fn every_map_kind_is_written_as_aya_reads_it() {
+    let (object, maps) = common::every_map_kind_object();
+    let obj = Object::parse(&object).unwrap();
+    assert_eq!(obj.maps.len(), maps.len());
+    for def in &maps {
+        let map = &obj.maps[&def.name];
+        assert_eq!(map.map_type(), def.kind.type_id(), "{}", def.name);
+        assert_eq!(
+            (
+                map.key_size(),
+                map.value_size(),
+                map.max_entries(),
+                map.map_flags()
+            ),
+            (def.key_size, def.value_size, def.max_entries, def.flags),
+            "{}",
+            def.name
+        );
+    }
 }

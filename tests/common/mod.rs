@@ -135,3 +135,50 @@ pub fn our_links() -> std::collections::BTreeSet<u32> {
         .map(|l| l.id())
         .collect()
 }
+
+/// A raw tracepoint program that references one map of every kind the backend knows.
+pub fn every_map_kind_object() -> (Vec<u8>, Vec<nubpf_ebpf::maps::MapDef>) {
+    use nubpf_ebpf::asm::Asm;
+    use nubpf_ebpf::elf::{ObjectProgram, write};
+    use nubpf_ebpf::insn::{Insn, Reg};
+    use nubpf_ebpf::maps::{BPF_F_NO_PREALLOC, MapDef, MapId, MapKind};
+    let def = |name: &str, kind, key_size, value_size, max_entries, flags| MapDef {
+        name: name.into(),
+        kind,
+        key_size,
+        value_size,
+        max_entries,
+        flags,
+    };
+    let maps = vec![
+        def("hash", MapKind::Hash, 8, 8, 64, BPF_F_NO_PREALLOC),
+        def("array", MapKind::Array, 4, 16, 4, 0),
+        def(
+            "pcpu_hash",
+            MapKind::PerCpuHash,
+            4,
+            8,
+            64,
+            BPF_F_NO_PREALLOC,
+        ),
+        def("pcpu_array", MapKind::PerCpuArray, 4, 8, 2, 0),
+        def("ring", MapKind::RingBuf, 0, 0, 4096, 0),
+    ];
+    let mut asm = Asm::new();
+    for i in 0..maps.len() {
+        asm.ld_map(Reg::R1, MapId(i as u32));
+    }
+    asm.emit(Insn::mov64_imm(Reg::R0, 0));
+    asm.emit(Insn::exit());
+    let code = asm.finish().unwrap();
+    let object = write(
+        &[ObjectProgram {
+            name: "every_map",
+            section: "raw_tp/sys_enter",
+            insns: &code.insns,
+            map_refs: &code.map_refs,
+        }],
+        &maps,
+    );
+    (object, maps)
+}
