@@ -383,18 +383,21 @@ fn a_planted_symlink_is_never_followed_and_files_belong_to_the_sudo_user() {
     std::fs::write(&victim.0, "precious").unwrap();
     let link = Temp::new("link", ".db");
     std::os::unix::fs::symlink(&victim.0, &link.0).unwrap();
-    let out = nubpf()
-        .args([
-            "run",
-            "-e",
-            r#"bpf_tracepoint "syscalls:sys_enter_openat" {|e| count }"#,
-            "--duration",
-            "1sec",
-            "--record",
-        ])
-        .arg(&link.0)
-        .output()
-        .unwrap();
+    let record_count = |to: &Path| {
+        nubpf()
+            .args([
+                "run",
+                "-e",
+                r#"bpf_tracepoint "syscalls:sys_enter_openat" {|e| count }"#,
+                "--duration",
+                "1sec",
+                "--record",
+            ])
+            .arg(to)
+            .output()
+            .unwrap()
+    };
+    let out = record_count(&link.0);
     assert_eq!(
         out.status.code(),
         Some(2),
@@ -410,18 +413,7 @@ fn a_planted_symlink_is_never_followed_and_files_belong_to_the_sudo_user() {
     let mut wal = db.0.as_os_str().to_owned();
     wal.push("-wal");
     std::os::unix::fs::symlink(&victim.0, &wal).unwrap();
-    let out = nubpf()
-        .args([
-            "run",
-            "-e",
-            r#"bpf_tracepoint "syscalls:sys_enter_openat" {|e| count }"#,
-            "--duration",
-            "1sec",
-            "--record",
-        ])
-        .arg(&db.0)
-        .output()
-        .unwrap();
+    let out = record_count(&db.0);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("-wal` already exists"), "{stderr}");

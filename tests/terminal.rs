@@ -56,6 +56,56 @@ impl Drop for Tmux {
     }
 }
 
+/// A scratch directory, removed with everything in it when dropped.
+struct ScratchDir(std::path::PathBuf);
+
+impl ScratchDir {
+    fn new(tag: &str) -> ScratchDir {
+        let dir = std::path::PathBuf::from(format!("{}dir", unique_prefix(tag)));
+        std::fs::create_dir(&dir).unwrap();
+        ScratchDir(dir)
+    }
+
+    /// The recording (`*.db`) the workbench wrote here.
+    fn recording(&self) -> std::path::PathBuf {
+        std::fs::read_dir(&self.0)
+            .unwrap()
+            .flatten()
+            .map(|e| e.path())
+            .find(|p| p.extension().is_some_and(|x| x == "db"))
+            .expect("a recording in the working directory")
+    }
+}
+
+impl Drop for ScratchDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// The workbench started in a 120x36 tmux session whose working directory is `dir`.
+fn workbench_in(tag: &str, dir: &std::path::Path, args: &[&str]) -> Tmux {
+    let tmux = Tmux {
+        socket: format!("nubpf-{tag}-{}", std::process::id()),
+    };
+    let mut cmd = vec![
+        "new-session",
+        "-d",
+        "-s",
+        "t",
+        "-x",
+        "120",
+        "-y",
+        "36",
+        "-c",
+        dir.to_str().unwrap(),
+        env!("CARGO_BIN_EXE_nubpf-tui"),
+    ];
+    cmd.extend_from_slice(args);
+    tmux.cmd(&cmd);
+    tmux
+}
+
 #[test]
 fn type_attach_see_rows_quit_restored() {
     if !privileged("type_attach_see_rows_quit_restored") {
@@ -209,32 +259,9 @@ fn the_workbench_records_and_the_recording_replays() {
         return;
     }
     let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
-    let dir = std::path::PathBuf::from(format!("{}dir", unique_prefix("tuirec")));
-    std::fs::create_dir(&dir).unwrap();
-    struct Cleanup(std::path::PathBuf);
-    impl Drop for Cleanup {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_dir_all(&self.0);
-        }
-    }
-    let _cleanup = Cleanup(dir.clone());
-    let tmux = Tmux {
-        socket: format!("nubpf-rec-{}", std::process::id()),
-    };
+    let dir = ScratchDir::new("tuirec");
+    let tmux = workbench_in("rec", &dir.0, &[]);
     let bin = env!("CARGO_BIN_EXE_nubpf-tui");
-    tmux.cmd(&[
-        "new-session",
-        "-d",
-        "-s",
-        "t",
-        "-x",
-        "120",
-        "-y",
-        "36",
-        "-c",
-        dir.to_str().unwrap(),
-        bin,
-    ]);
     tmux.wait_for("the workbench", |s| {
         s.contains("probes") && s.contains("F5")
     });
@@ -261,12 +288,7 @@ fn the_workbench_records_and_the_recording_replays() {
         s.contains("recorded 4 records")
     });
     tmux.cmd(&["send-keys", "-t", "t", "C-q"]);
-    let db = std::fs::read_dir(&dir)
-        .unwrap()
-        .flatten()
-        .map(|e| e.path())
-        .find(|p| p.extension().is_some_and(|x| x == "db"))
-        .expect("a recording in the working directory");
+    let db = dir.recording();
     let out = Command::new(bin)
         .arg("replay")
         .arg(&db)
@@ -372,39 +394,14 @@ fn a_workbench_recording_keeps_every_record_of_a_flood() {
         return;
     }
     let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
-    let dir = std::path::PathBuf::from(format!("{}dir", unique_prefix("tuiflood")));
-    std::fs::create_dir(&dir).unwrap();
-    struct Cleanup(std::path::PathBuf);
-    impl Drop for Cleanup {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_dir_all(&self.0);
-        }
-    }
-    let _cleanup = Cleanup(dir.clone());
-    let script = dir.join("flood.nu");
+    let dir = ScratchDir::new("tuiflood");
+    let script = dir.0.join("flood.nu");
     std::fs::write(
         &script,
         "bpf_tracepoint \"syscalls:sys_enter_getpid\" {|e| if $e.comm == \"testee\" { emit {pid: $e.pid} } }\n",
     )
     .unwrap();
-    let tmux = Tmux {
-        socket: format!("nubpf-flood-{}", std::process::id()),
-    };
-    let bin = env!("CARGO_BIN_EXE_nubpf-tui");
-    tmux.cmd(&[
-        "new-session",
-        "-d",
-        "-s",
-        "t",
-        "-x",
-        "120",
-        "-y",
-        "36",
-        "-c",
-        dir.to_str().unwrap(),
-        bin,
-        script.to_str().unwrap(),
-    ]);
+    let tmux = workbench_in("flood", &dir.0, &[script.to_str().unwrap()]);
     tmux.wait_for("the workbench", |s| s.contains("F5"));
     tmux.cmd(&["send-keys", "-t", "t", "F6"]);
     tmux.wait_for("the probe to attach", |s| {
@@ -425,12 +422,7 @@ fn a_workbench_recording_keeps_every_record_of_a_flood() {
     tmux.cmd(&["send-keys", "-t", "t", "F9"]);
     tmux.wait_for("the recording to finish", |s| s.contains("recorded "));
     tmux.cmd(&["send-keys", "-t", "t", "C-q"]);
-    let db = std::fs::read_dir(&dir)
-        .unwrap()
-        .flatten()
-        .map(|e| e.path())
-        .find(|p| p.extension().is_some_and(|x| x == "db"))
-        .expect("a recording in the working directory");
+    let db = dir.recording();
     let conn =
         rusqlite::Connection::open_with_flags(&db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
             .unwrap();

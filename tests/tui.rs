@@ -41,19 +41,24 @@ fn app(text: &str) -> App {
     )
 }
 
-/// Compiles the editor's text synchronously, as the background compiler would.
-fn compile(app: &mut App) {
-    let actions = app.start();
-    let Some(Action::Compile { generation, source }) = actions.into_iter().next() else {
+/// Compiles an edit's text, as the background compiler would.
+fn compile_pending(a: &mut App, edit: Vec<Action>) {
+    let Some(Action::Compile { generation, source }) = edit.into_iter().next() else {
         panic!("no compile action");
     };
     let (script, diagnostics) = front::compile(&source, &catalogue());
-    app.update(Event::Compiled {
+    a.update(Event::Compiled {
         generation,
         script: script.map(Arc::new),
         diagnostics,
         took: Duration::from_micros(420),
     });
+}
+
+/// Compiles the editor's text synchronously, as the background compiler would.
+fn compile(app: &mut App) {
+    let actions = app.start();
+    compile_pending(app, actions);
 }
 
 fn screen(app: &mut App, w: u16, h: u16) -> Terminal<TestBackend> {
@@ -632,20 +637,6 @@ fn attach_all_detach_one_detach_all_and_reattach_an_edited_probe() {
         "{all:?}"
     );
     assert_eq!(all.len(), 1, "{all:?}");
-}
-
-/// Compiles an edit's text, as the background compiler would.
-fn compile_pending(a: &mut App, edit: Vec<Action>) {
-    let Some(Action::Compile { generation, source }) = edit.into_iter().next() else {
-        panic!("the edit did not recompile");
-    };
-    let (script, diagnostics) = front::compile(&source, &catalogue());
-    a.update(Event::Compiled {
-        generation,
-        script: script.map(Arc::new),
-        diagnostics,
-        took: Duration::from_micros(300),
-    });
 }
 
 #[test]
