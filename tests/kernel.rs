@@ -642,6 +642,29 @@ fn kprobe_and_fentry_read_named_arguments_and_strings() {
 }
 
 #[test]
+fn a_char_pointer_into_kernel_memory_reads_as_a_string() {
+    if !kernel_functions("a_char_pointer_into_kernel_memory_reads_as_a_string") {
+        return;
+    }
+    // symlink(2) copies its target into the kernel before calling vfs_symlink, so `oldname`
+    // is a kernel pointer: the user-memory read faults and the kernel read must take over.
+    let target = unique_prefix("symtarget");
+    // On bpffs: an overlay file system would call vfs_symlink again for its upper layer.
+    let link = format!("/sys/fs/bpf/nubpf-link-{}", std::process::id());
+    both_mechanisms(
+        r#"bpf_kprobe "vfs_symlink" {|ctx| if $ctx.comm == "testee" { emit {target: $ctx.oldname} } }"#,
+        &["symlink", &target, &link, "4"],
+        &|mechanism, _, records, _| {
+            assert_eq!(
+                records,
+                vec![vec![Value::Str(target.clone())]; 4],
+                "{mechanism}"
+            );
+        },
+    );
+}
+
+#[test]
 fn seed_first_example_verbatim_loads_and_attaches() {
     if !kernel_functions("seed_first_example_verbatim_loads_and_attaches") {
         return;

@@ -8,6 +8,7 @@
 //   testee openpath PATH N   openat the same PATH N times
 //   testee read PATH N SIZE  read SIZE bytes from PATH N times
 //   testee mmap SIZE N       map SIZE anonymous bytes and unmap them, N times
+//   testee symlink TARGET LINK N  create LINK pointing to TARGET and remove it, N times
 #include <fcntl.h>
 #include <sys/mman.h>
 #include <stdio.h>
@@ -76,6 +77,14 @@ int main(int argc, char **argv) {
         for (long i = 0; i < n; i++) syscall(SYS_getpid);
         return 0;
     }
+    if (argc == 5 && strcmp(argv[1], "symlink") == 0) {
+        long n = atol(argv[4]);
+        for (long i = 0; i < n; i++) {
+            if (symlink(argv[2], argv[3]) != 0) return 1;
+            unlink(argv[3]);
+        }
+        return 0;
+    }
     if (argc == 4 && strcmp(argv[1], "mmap") == 0) {
         long size = atol(argv[2]), n = atol(argv[3]);
         for (long i = 0; i < n; i++) {
@@ -85,6 +94,6 @@ int main(int argc, char **argv) {
         }
         return 0;
     }
-    fprintf(stderr, "usage: testee open PREFIX N | add A B N | spin MS | getpid N | openpath PATH N | read PATH N SIZE | mmap SIZE N\n");
+    fprintf(stderr, "usage: testee open PREFIX N | add A B N | spin MS | getpid N | openpath PATH N | read PATH N SIZE | mmap SIZE N | symlink TARGET LINK N\n");
     return 2;
 }
