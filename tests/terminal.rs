@@ -437,3 +437,95 @@ fn a_workbench_recording_keeps_every_record_of_a_flood() {
     assert!(rows > 0);
     assert_eq!(rows + lost, calls, "{rows} recorded + {lost} lost");
 }
+
+#[test]
+fn ctrl_c_and_sigterm_restore_the_terminal_and_detach() {
+    if !privileged("ctrl_c_and_sigterm_restore_the_terminal_and_detach") {
+        return;
+    }
+    let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    let dir = ScratchDir::new("tuistop");
+    let script = dir.0.join("probe.nu");
+    std::fs::write(
+        &script,
+        "bpf_tracepoint \"syscalls:sys_enter_close\" {|e| count --by $e.comm }\n",
+    )
+    .unwrap();
+    let bin = env!("CARGO_BIN_EXE_nubpf-tui");
+    for how in ["ctrl-c", "sigterm"] {
+        let before = our_programs();
+        let status_file = dir.0.join(format!("{how}.status"));
+        let stty_file = dir.0.join(format!("{how}.stty"));
+        // After the workbench: its exit status, and the terminal's modes as it left them.
+        let command = format!(
+            "{bin} {}; echo $? > {}; stty -a > {}",
+            script.display(),
+            status_file.display(),
+            stty_file.display()
+        );
+        let tmux = Tmux {
+            socket: format!("nubpf-stop-{how}-{}", std::process::id()),
+        };
+        tmux.cmd(&[
+            "new-session",
+            "-d",
+            "-s",
+            "t",
+            "-x",
+            "100",
+            "-y",
+            "30",
+            &command,
+        ]);
+        tmux.cmd(&["set-option", "-t", "t", "remain-on-exit", "on"]);
+        tmux.wait_for("the workbench", |s| s.contains("F5"));
+        tmux.cmd(&["send-keys", "-t", "t", "F6"]);
+        tmux.wait_for("the probe to attach", |s| {
+            s.lines()
+                .any(|l| l.contains("sys_enter_c") && l.contains(" attached "))
+        });
+        let ours: std::collections::BTreeSet<u32> =
+            our_programs().difference(&before).copied().collect();
+        assert!(!ours.is_empty(), "{how}: nothing loaded");
+        if how == "ctrl-c" {
+            tmux.cmd(&["send-keys", "-t", "t", "C-c"]);
+        } else {
+            let shell = tmux.cmd(&["display", "-p", "-t", "t", "#{pane_pid}"]);
+            let out = Command::new("pkill")
+                .args(["-TERM", "-P", shell.trim(), "-x", "nubpf-tui"])
+                .status()
+                .unwrap();
+            assert!(out.success(), "{how}: no workbench process to signal");
+        }
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !(stty_file.exists()
+            && std::fs::read_to_string(&stty_file).is_ok_and(|s| s.contains("icanon")))
+        {
+            assert!(
+                Instant::now() < deadline,
+                "{how}: the workbench did not stop:\n{}",
+                tmux.screen()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let status = std::fs::read_to_string(&status_file).unwrap();
+        assert_eq!(status.trim(), "0", "{how}: exit status");
+        let stty = std::fs::read_to_string(&stty_file).unwrap();
+        assert!(
+            !stty.contains("-icanon") && !stty.contains("-echo "),
+            "{how}: raw mode left on:\n{stty}"
+        );
+        let alternate = tmux.cmd(&["display", "-p", "-t", "t", "#{alternate_on}"]);
+        assert_eq!(
+            alternate.trim(),
+            "0",
+            "{how}: the alternate screen was left"
+        );
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let left = || -> Vec<u32> { our_programs().intersection(&ours).copied().collect() };
+        while !left().is_empty() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        assert_eq!(left(), Vec::<u32>::new(), "{how}: programs left");
+    }
+}
