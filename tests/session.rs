@@ -315,34 +315,58 @@ fn bad_recordings_are_refused_clearly_and_left_untouched() {
     let wrong_version = Temp::new("bad-version", ".db");
     let missing_table = Temp::new("bad-table", ".db");
     let plain = Temp::new("bad-plain", ".db");
-    // A small valid recording made through the library, then damaged in copies.
+    // A real recording, written by the recorder (a raw tracepoint needs only BTF to compile,
+    // no root), then damaged in copies.
+    let good = Temp::new("bad-good", ".db");
     {
-        let c = rusqlite::Connection::open(&wrong_version.0).unwrap();
-        c.execute_batch(
-            "CREATE TABLE nubpf_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-             INSERT INTO nubpf_meta VALUES ('format_version', '99'), ('script', '');",
-        )
-        .unwrap();
-        let c = rusqlite::Connection::open(&missing_table.0).unwrap();
-        c.execute_batch(
-            "CREATE TABLE nubpf_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-             INSERT INTO nubpf_meta VALUES ('format_version', '1'), ('script', '');
-             CREATE TABLE nubpf_probes (id INTEGER PRIMARY KEY, name TEXT, table_name TEXT, kind TEXT, target TEXT,
-                 source TEXT, pipeline TEXT, pipeline_start INTEGER, pipeline_end INTEGER, columns TEXT);
-             INSERT INTO nubpf_probes VALUES (0, 'gone', 'gone', 'tracepoint', 't', '', NULL, NULL, NULL, '[]');",
-        )
-        .unwrap();
+        use nubpf_tui::app::session::record::{Columns, Item, Recorder};
+        use nubpf_tui::probes::catalogue::Catalogue;
+        use nubpf_tui::probes::runtime::decode::Value;
+        let (script, diagnostics) = nubpf_tui::probes::front::compile(
+            r#"bpf_raw_tracepoint "sys_enter" {|ctx| emit {pid: $ctx.pid} }"#,
+            &Catalogue::system(),
+        );
+        let script = script.unwrap_or_else(|| panic!("{diagnostics:?}"));
+        let recorder = Recorder::create(&good.0, &script, "test").unwrap();
+        for pid in 0..100 {
+            recorder.write(Item::Record {
+                probe: 0,
+                columns: Columns::Event(0),
+                ts: pid,
+                values: vec![Value::UInt(pid)],
+            });
+        }
+        assert_eq!(recorder.finish().unwrap(), 100);
+        // Good as written: replay reads all of it.
+        let out = ok(&replay(&good.0, &["--format", "json"]));
+        assert_eq!(
+            out.lines().filter(|l| l.starts_with("{\"pid\"")).count(),
+            100
+        );
+
+        let whole = std::fs::read(&good.0).unwrap();
+        std::fs::write(&truncated.0, &whole[..whole.len() / 3]).unwrap();
+        for (copy, damage) in [
+            (
+                &wrong_version,
+                "UPDATE nubpf_meta SET value = '99' WHERE key = 'format_version'",
+            ),
+            (&missing_table, "DROP TABLE sys_enter"),
+        ] {
+            std::fs::write(&copy.0, &whole).unwrap();
+            let c = rusqlite::Connection::open(&copy.0).unwrap();
+            c.execute_batch(damage).unwrap();
+            c.pragma_update(None, "journal_mode", "DELETE").unwrap();
+        }
         let c = rusqlite::Connection::open(&plain.0).unwrap();
         c.execute_batch("CREATE TABLE t (x INTEGER); INSERT INTO t VALUES (1);")
             .unwrap();
-        let whole = std::fs::read(&missing_table.0).unwrap();
-        std::fs::write(&truncated.0, &whole[..whole.len() / 3]).unwrap();
     }
     let cases: [(&Temp, &str); 5] = [
         (&random, "not a readable nubpf recording"),
         (&truncated, "not a readable nubpf recording"),
         (&wrong_version, "format 99"),
-        (&missing_table, "no table `gone`"),
+        (&missing_table, "no table `sys_enter`"),
         (&plain, "not a nubpf recording"),
     ];
     for (file, expect) in cases {
@@ -357,10 +381,9 @@ fn bad_recordings_are_refused_clearly_and_left_untouched() {
         );
         assert!(stderr.contains(expect), "{}: {stderr}", file.0.display());
         assert!(!stderr.contains("panicked"), "{stderr}");
-        assert_eq!(sha(&file.0), before, "{} was modified", file.0.display());
         for cmd in [
             vec!["export", "-o", "/nonexistent/x.nu"],
-            vec!["plot", "--probe", "gone", "-o", "/nonexistent/x.svg"],
+            vec!["plot", "--probe", "sys_enter", "-o", "/nonexistent/x.svg"],
         ] {
             let out = nubpf()
                 .arg(cmd[0])
@@ -371,6 +394,7 @@ fn bad_recordings_are_refused_clearly_and_left_untouched() {
             assert_ne!(out.status.code(), Some(0));
             assert!(!String::from_utf8_lossy(&out.stderr).contains("panicked"));
         }
+        assert_eq!(sha(&file.0), before, "{} was modified", file.0.display());
     }
 }
 
