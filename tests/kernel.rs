@@ -835,6 +835,47 @@ fn seed_last_example_in_todays_nushell_counts_per_pid() {
     );
 }
 
+#[test]
+fn seed_last_example_as_the_brief_writes_it_groups_per_pid() {
+    if !kernel_functions("seed_last_example_as_the_brief_writes_it_groups_per_pid") {
+        return;
+    }
+    // `group-by pid` (no `each`) is a record of pid → that pid's records in Nushell 0.115.
+    let _ = std::fs::write("/proc/sys/kernel/ns_last_pid", "21000");
+    let out = Command::new(env!("CARGO_BIN_EXE_nubpf-tui"))
+        .args([
+            "run",
+            "-e",
+            r#"bpf_kprobe "vfs_read" {|ctx| emit($ctx.pid) } | where pid > 1000 | group-by pid"#,
+            "--format",
+            "json",
+            "-c",
+            &format!("{} read /dev/zero 6 100", testee().display()),
+        ])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let pid = stderr
+        .lines()
+        .find_map(|l| {
+            l.split("(pid ")
+                .nth(1)?
+                .strip_suffix(')')?
+                .parse::<u32>()
+                .ok()
+        })
+        .expect("started pid");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let mine = format!("{{\"pid\":{pid}}}");
+    let group = stdout
+        .split(&format!("\"{pid}\":["))
+        .nth(1)
+        .and_then(|rest| rest.split(']').next())
+        .unwrap_or_else(|| panic!("no group for {pid}: {stdout}"));
+    assert_eq!(group.matches(&mine).count(), 6, "{group}");
+}
+
 // ---- arrays: a constant index into a tracepoint array field and a BTF struct array ------
 
 fn compile_and_load(source: &str) -> LoadedModule {
