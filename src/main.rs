@@ -142,6 +142,10 @@ enum Command {
         /// Which histogram, when the probe has several.
         #[arg(long)]
         aggregation: Option<String>,
+        /// One key of a keyed histogram (`--key bash`, or `--key bash,12` for a record
+        /// key); without it the keys are added up.
+        #[arg(long)]
+        key: Option<String>,
         /// The new file: `.svg` or `.png`.
         #[arg(short = 'o', long = "output")]
         output: PathBuf,
@@ -319,8 +323,15 @@ fn main() -> ExitCode {
             file,
             probe,
             aggregation,
+            key,
             output,
-        }) => plot_command(&file, &probe, aggregation.as_deref(), &output),
+        }) => plot_command(
+            &file,
+            &probe,
+            aggregation.as_deref(),
+            key.as_deref(),
+            &output,
+        ),
         Some(Command::List { what, args }) => list_command(what, args),
         Some(Command::Info) => info(),
         None => nubpf_tui::app::workbench::run(
@@ -412,11 +423,12 @@ fn plot_command(
     file: &std::path::Path,
     probe: &str,
     aggregation: Option<&str>,
+    key: Option<&str>,
     output: &std::path::Path,
 ) -> ExitCode {
     let result = Recording::open(file)
         .map_err(|e| e.to_string())
-        .and_then(|rec| plot::data(&rec, probe, aggregation).map_err(|e| e.to_string()))
+        .and_then(|rec| plot::data(&rec, probe, aggregation, key).map_err(|e| e.to_string()))
         .and_then(|data| plot::write(&data, output));
     match result {
         Ok(()) => {

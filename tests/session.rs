@@ -506,6 +506,90 @@ fn plots_are_written_as_svg_and_png() {
 }
 
 #[test]
+fn a_keyed_histogram_plots_one_key_or_all_added_up() {
+    if !privileged("a_keyed_histogram_plots_one_key_or_all_added_up") {
+        return;
+    }
+    let db = Temp::new("plotkey", ".db");
+    let prefix = unique_prefix("plotkey");
+    let t = testee();
+    record(
+        r#"bpf_tracepoint "syscalls:sys_exit_openat" {|e| if $e.comm == "testee" { hist $e.ret --by $e.pid } }"#,
+        &format!(
+            "sh -c '{t} open {prefix}a 3; {t} open {prefix}b 5'",
+            t = t.display()
+        ),
+        &db.0,
+    );
+    let plot = |extra: &[&str]| {
+        let out_file = Temp::new("plotkey", ".svg");
+        let out = nubpf()
+            .arg("plot")
+            .arg(&db.0)
+            .args(["--probe", "sys_exit_openat", "-o"])
+            .arg(&out_file.0)
+            .args(extra)
+            .output()
+            .unwrap();
+        (
+            out,
+            std::fs::read_to_string(&out_file.0).unwrap_or_default(),
+        )
+    };
+    let (out, all) = plot(&[]);
+    ok(&out);
+    assert!(all.contains("all 2 keys added up"), "{all}");
+    let (out, _) = plot(&["--key", "1"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("no histogram key `[\"1\"]`"), "{stderr}");
+    // The error lists the keys: the two testee pids.
+    let known: Vec<String> = stderr
+        .split("(it has: ")
+        .nth(1)
+        .unwrap_or_default()
+        .trim_end()
+        .trim_end_matches(')')
+        .split(' ')
+        .map(|k| {
+            k.trim_matches(|c| c == '[' || c == ']' || c == '"')
+                .to_string()
+        })
+        .collect();
+    assert_eq!(known.len(), 2, "{stderr}");
+    let (out, one) = plot(&["--key", &known[0]]);
+    ok(&out);
+    assert!(
+        one.contains(&known[0]) && !one.contains("added up"),
+        "{one}"
+    );
+}
+
+#[test]
+fn png_plots_draw_their_labels() {
+    use nubpf_tui::app::session::plot::{PlotData, png};
+    nubpf_tui::app::session::plot::register_font();
+    let bars = vec![
+        ("0".to_string(), 3u64),
+        ("1".to_string(), 5),
+        ("[2, 4)".to_string(), 1),
+    ];
+    let image = |title: &str| {
+        png(
+            &PlotData::Histogram {
+                title: title.into(),
+                bars: bars.clone(),
+            },
+            (400, 300),
+        )
+        .unwrap()
+    };
+    // Text is drawn: another title gives other pixels (a font-less backend would panic or
+    // draw nothing).
+    assert_ne!(image("one title"), image("another title"));
+}
+
+#[test]
 fn replay_speed_paces_records_by_their_recorded_times() {
     if !privileged("replay_speed_paces_records_by_their_recorded_times") {
         return;

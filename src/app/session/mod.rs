@@ -47,6 +47,14 @@ pub enum SessionError {
     /// Nothing to plot: the probe recorded neither records nor a histogram.
     #[error("probe `{probe}` of `{path}` recorded no records and no histogram")]
     Empty { path: String, probe: String },
+    /// No histogram key of that value.
+    #[error("probe `{probe}` of `{path}` has no histogram key `{key}` (it has: {known})")]
+    NoSuchKey {
+        path: String,
+        probe: String,
+        key: String,
+        known: String,
+    },
     /// No probe of that name.
     #[error("`{path}` has no probe `{probe}` (it has: {known})")]
     NoSuchProbe {

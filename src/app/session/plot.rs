@@ -35,32 +35,71 @@ pub fn register_font() {
     });
 }
 
+/// A histogram key as the recording stores it: `["bash"]`, `["bash","12"]` for `bash,12`.
+fn stored_key(key: &str) -> String {
+    let parts: Vec<String> = key.split(',').map(|v| format!("{:?}", v.trim())).collect();
+    format!("[{}]", parts.join(","))
+}
+
 /// The data to plot for `probe` of a recording: its histogram when it has one
-/// (`aggregation` picks among several), else its events per second.
+/// (`aggregation` picks among several; `key` one key of a keyed histogram, whose keys are
+/// otherwise added up), else its events per second.
 pub fn data(
     rec: &Recording,
     probe: &str,
     aggregation: Option<&str>,
+    key: Option<&str>,
 ) -> Result<PlotData, SessionError> {
     let p = rec.probe(probe)?.clone();
     let sql = |e| SessionError::Sqlite(rec.path.clone(), e);
+    let key = key.map(stored_key);
+    let last_snapshot = "kind IN ('hist', 'lhist') AND (?2 IS NULL OR aggregation = ?2)
+               AND at = (SELECT max(at) FROM nubpf_aggregates WHERE probe = ?1)";
+    let keys: Vec<String> = rec
+        .conn
+        .prepare(&format!(
+            "SELECT DISTINCT key FROM nubpf_aggregates WHERE probe = ?1 AND {last_snapshot} ORDER BY key"
+        ))
+        .map_err(sql)?
+        .query_map(rusqlite::params![p.table, aggregation], |r| r.get(0))
+        .map_err(sql)?
+        .collect::<Result<_, _>>()
+        .map_err(sql)?;
+    if let Some(k) = &key
+        && !keys.contains(k)
+    {
+        return Err(SessionError::NoSuchKey {
+            path: rec.path.clone(),
+            probe: p.name.clone(),
+            key: k.clone(),
+            known: if keys.is_empty() {
+                "none".into()
+            } else {
+                keys.join(" ")
+            },
+        });
+    }
     let mut stmt = rec
         .conn
-        .prepare(
+        .prepare(&format!(
             "SELECT aggregation, bucket_label, sum(value), kind, bucket FROM nubpf_aggregates
-             WHERE probe = ?1 AND kind IN ('hist', 'lhist') AND (?2 IS NULL OR aggregation = ?2)
-               AND at = (SELECT max(at) FROM nubpf_aggregates WHERE probe = ?1)
-             GROUP BY aggregation, bucket ORDER BY aggregation, bucket",
-        )
+             WHERE probe = ?1 AND {last_snapshot} AND (?3 IS NULL OR key = ?3)
+             GROUP BY aggregation, bucket ORDER BY aggregation, bucket"
+        ))
         .map_err(sql)?;
     type Row = (String, String, i64, String, i64);
     let rows: Vec<Row> = stmt
-        .query_map(rusqlite::params![p.table, aggregation], |r| {
+        .query_map(rusqlite::params![p.table, aggregation, key], |r| {
             Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
         })
         .map_err(sql)?
         .collect::<Result<_, _>>()
         .map_err(sql)?;
+    let which = match (&key, keys.len()) {
+        (Some(k), _) => format!(" {k}"),
+        (None, n) if n > 1 => format!(" (all {n} keys added up)"),
+        _ => String::new(),
+    };
     if let Some((name, ..)) = rows.first() {
         let name = name.clone();
         let mine: Vec<&Row> = rows.iter().filter(|r| r.0 == name).collect();
@@ -88,7 +127,7 @@ pub fn data(
                 .collect()
         };
         return Ok(PlotData::Histogram {
-            title: format!("{} @{name}", p.name),
+            title: format!("{} @{name}{which}", p.name),
             bars,
         });
     }
