@@ -589,6 +589,28 @@ fn aggregations(sections: &[AggSection], scroll: usize, area: Rect, buf: &mut Bu
             }
         }
     }
+    // Lines beyond the window are said, not silently cut.
+    let below = used.saturating_sub(first as usize + area.height as usize);
+    if below > 0 && area.height > 0 && area.width > 20 {
+        let note = format!(" {below} more line{} ↓ ", if below == 1 { "" } else { "s" });
+        let width = note.chars().count() as u16;
+        buf.set_string(
+            area.right().saturating_sub(width),
+            area.bottom() - 1,
+            note,
+            Style::default().fg(Color::Black).bg(Color::Gray),
+        );
+    }
+    if first > 0 && area.height > 1 && area.width > 20 {
+        let note = format!(" {first} more ↑ ");
+        let width = note.chars().count() as u16;
+        buf.set_string(
+            area.right().saturating_sub(width),
+            area.y,
+            note,
+            Style::default().fg(Color::Black).bg(Color::Gray),
+        );
+    }
 }
 
 /// Draws every section from the top of `area`; returns the lines used.
