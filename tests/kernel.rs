@@ -1016,3 +1016,20 @@ fn the_kernel_creates_every_map_kind_the_backend_writes() {
         ebpf.program_mut("every_map").unwrap().try_into().unwrap();
     program.load().expect("the verifier accepts the program");
 }
+
+#[test]
+fn interval_fires_at_its_period() {
+    if !privileged("interval_fires_at_its_period") {
+        return;
+    }
+    // Every 50 ms on one CPU: about 20 ticks in a second.
+    let mut loaded = compile_and_load(r#"bpf_interval 50ms {|| count --as ticks }"#);
+    loaded.attach_all().expect("attach");
+    std::thread::sleep(std::time::Duration::from_millis(1000));
+    let aggs = loaded.read_aggregations().expect("read maps");
+    let ticks = aggs[0].entries.first().map_or(0, |e| e.value.value());
+    assert!(
+        (10..=30).contains(&ticks),
+        "{ticks} ticks in a second at 50 ms"
+    );
+}
