@@ -924,3 +924,69 @@ fn pid_restricts_to_one_process_and_interval_prints_while_running() {
         .count();
     assert_eq!(rows, 1, "only the traced pid: {last}");
 }
+
+#[test]
+fn a_panic_after_attaching_leaves_nothing_attached() {
+    if !privileged("a_panic_after_attaching_leaves_nothing_attached") {
+        return;
+    }
+    let _serial = serial();
+    let before = our_programs();
+    let mut child = nubpf()
+        .args([
+            "run",
+            "-e",
+            r#"bpf_tracepoint "syscalls:sys_enter_close" {|e| emit $e.pid }"#,
+        ])
+        .env("NUBPF_TEST_PANIC", "attached")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Watch the kernel's lists while it runs: its programs and links must appear, then go.
+    let mut seen_programs = std::collections::BTreeSet::new();
+    let mut seen_links = std::collections::BTreeSet::new();
+    let status = loop {
+        seen_programs.extend(our_programs().difference(&before).copied());
+        seen_links.extend(our_links());
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    };
+    let mut stderr = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
+    assert_eq!(status.code(), Some(101), "a panic: {stderr}");
+    assert!(stderr.contains("a deliberate panic"), "{stderr}");
+    assert!(stderr.contains("attached 1 probe"), "{stderr}");
+    assert!(
+        !seen_programs.is_empty(),
+        "its program was never seen loaded"
+    );
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let left = || {
+        let programs: Vec<u32> = our_programs()
+            .intersection(&seen_programs)
+            .copied()
+            .collect();
+        let links: Vec<u32> = aya::programs::loaded_links()
+            .flatten()
+            .map(|l| l.id())
+            .filter(|id| seen_links.contains(id))
+            .collect();
+        (programs, links)
+    };
+    while left() != (vec![], vec![]) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(
+        left(),
+        (vec![], vec![]),
+        "programs and links left after a panic"
+    );
+}

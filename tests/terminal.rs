@@ -439,8 +439,8 @@ fn a_workbench_recording_keeps_every_record_of_a_flood() {
 }
 
 #[test]
-fn ctrl_c_and_sigterm_restore_the_terminal_and_detach() {
-    if !privileged("ctrl_c_and_sigterm_restore_the_terminal_and_detach") {
+fn ctrl_c_sigterm_and_a_panic_restore_the_terminal_and_detach() {
+    if !privileged("ctrl_c_sigterm_and_a_panic_restore_the_terminal_and_detach") {
         return;
     }
     let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
@@ -452,13 +452,19 @@ fn ctrl_c_and_sigterm_restore_the_terminal_and_detach() {
     )
     .unwrap();
     let bin = env!("CARGO_BIN_EXE_nubpf-tui");
-    for how in ["ctrl-c", "sigterm"] {
+    for how in ["ctrl-c", "sigterm", "panic"] {
         let before = our_programs();
         let status_file = dir.0.join(format!("{how}.status"));
         let stty_file = dir.0.join(format!("{how}.stty"));
         // After the workbench: its exit status, and the terminal's modes as it left them.
+        // A deliberate panic the moment the probe is attached (see `app::test_panic`).
+        let env = if how == "panic" {
+            "NUBPF_TEST_PANIC=attached "
+        } else {
+            ""
+        };
         let command = format!(
-            "{bin} {}; echo $? > {}; stty -a > {}",
+            "{env}{bin} {}; echo $? > {}; stty -a > {}",
             script.display(),
             status_file.display(),
             stty_file.display()
@@ -480,16 +486,25 @@ fn ctrl_c_and_sigterm_restore_the_terminal_and_detach() {
         tmux.cmd(&["set-option", "-t", "t", "remain-on-exit", "on"]);
         tmux.wait_for("the workbench", |s| s.contains("F5"));
         tmux.cmd(&["send-keys", "-t", "t", "F6"]);
-        tmux.wait_for("the probe to attach", |s| {
-            s.lines()
-                .any(|l| l.contains("sys_enter_c") && l.contains(" attached "))
-        });
-        let ours: std::collections::BTreeSet<u32> =
-            our_programs().difference(&before).copied().collect();
+        let mut ours = std::collections::BTreeSet::new();
+        if how == "panic" {
+            // Gone the moment it attaches: watch for its program meanwhile.
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while !stty_file.exists() && Instant::now() < deadline {
+                ours.extend(our_programs().difference(&before).copied());
+                std::thread::sleep(Duration::from_millis(1));
+            }
+        } else {
+            tmux.wait_for("the probe to attach", |s| {
+                s.lines()
+                    .any(|l| l.contains("sys_enter_c") && l.contains(" attached "))
+            });
+            ours = our_programs().difference(&before).copied().collect();
+        }
         assert!(!ours.is_empty(), "{how}: nothing loaded");
         if how == "ctrl-c" {
             tmux.cmd(&["send-keys", "-t", "t", "C-c"]);
-        } else {
+        } else if how == "sigterm" {
             let shell = tmux.cmd(&["display", "-p", "-t", "t", "#{pane_pid}"]);
             let out = Command::new("pkill")
                 .args(["-TERM", "-P", shell.trim(), "-x", "nubpf-tui"])
@@ -509,7 +524,8 @@ fn ctrl_c_and_sigterm_restore_the_terminal_and_detach() {
             std::thread::sleep(Duration::from_millis(100));
         }
         let status = std::fs::read_to_string(&status_file).unwrap();
-        assert_eq!(status.trim(), "0", "{how}: exit status");
+        let expected = if how == "panic" { "101" } else { "0" };
+        assert_eq!(status.trim(), expected, "{how}: exit status");
         let stty = std::fs::read_to_string(&stty_file).unwrap();
         assert!(
             !stty.contains("-icanon") && !stty.contains("-echo "),

@@ -11,3 +11,11 @@ pub mod run;
 pub mod session;
 pub mod values;
 pub mod workbench;
+
+/// Panics on purpose at `point` when `NUBPF_TEST_PANIC` names it: the tests check what a
+/// crash with probes attached leaves behind (nothing attached, the terminal restored).
+pub fn test_panic(point: &str) {
+    if std::env::var_os("NUBPF_TEST_PANIC").is_some_and(|v| v == point) {
+        panic!("NUBPF_TEST_PANIC={point}: a deliberate panic for a test");
+    }
+}

@@ -432,6 +432,7 @@ fn start(
             if script.probes.len() == 1 { "" } else { "s" },
             attach_started.elapsed()
         );
+        super::test_panic("attached");
         let started = Started {
             module,
             reader,

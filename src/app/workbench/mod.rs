@@ -580,6 +580,9 @@ fn event_loop(
             if matches!(ev, Event::Detached { .. }) {
                 driver.detaching = driver.detaching.saturating_sub(1);
             }
+            if matches!(ev, Event::Attached { result: Ok(_), .. }) {
+                crate::app::test_panic("attached");
+            }
             driver.record(&ev);
             for a in app.update(ev) {
                 driver.act(app, a);
