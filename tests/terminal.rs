@@ -545,3 +545,41 @@ fn ctrl_c_sigterm_and_a_panic_restore_the_terminal_and_detach() {
         assert_eq!(left(), Vec::<u32>::new(), "{how}: programs left");
     }
 }
+
+#[test]
+fn a_kernel_function_probe_this_kernel_cannot_attach_says_why_and_what_works() {
+    if !privileged("a_kernel_function_probe_this_kernel_cannot_attach_says_why_and_what_works") {
+        return;
+    }
+    use nubpf_tui::probes::runtime::Runtime;
+    use nubpf_tui::probes::runtime::features::{Features, Probed};
+    if Features::detect().kprobes || Probed::probe(&mut Runtime::new()).fentry {
+        eprintln!(
+            "skipping a_kernel_function_probe_this_kernel_cannot_attach_says_why_and_what_works: \
+             this kernel attaches kernel-function probes (the VM suite tests that)"
+        );
+        return;
+    }
+    let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    let dir = ScratchDir::new("tuireach");
+    let before = our_programs();
+    let tmux = workbench_in("reach", &dir.0, &[]);
+    tmux.wait_for("the workbench", |s| s.contains("F5"));
+    let probe = r#"bpf_kprobe "vfs_read" {|ctx| count --by $ctx.comm }"#;
+    tmux.cmd(&["send-keys", "-t", "t", "-l", probe]);
+    tmux.wait_for("a clean compile", |s| s.contains("the script compiles"));
+    tmux.cmd(&["send-keys", "-t", "t", "F5"]);
+    // The same explanation as `run`: what is missing, on the probe's text, and the
+    // tracepoint that sees the same calls.
+    let screen = tmux.wait_for("the refusal", |s| {
+        s.contains("has no kprobes") && s.contains("syscalls:sys_enter_read")
+    });
+    assert!(screen.contains("error"), "{screen}");
+    tmux.cmd(&["send-keys", "-t", "t", "C-q"]);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while tmux.cmd(&["list-sessions"]).contains("t:") && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let left: Vec<u32> = our_programs().difference(&before).copied().collect();
+    assert!(left.is_empty(), "nothing may be loaded: {left:?}");
+}

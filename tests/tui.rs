@@ -359,10 +359,13 @@ fn verifier_rejection_after_attach_is_shown_on_its_span() {
     a.update(Event::Attached {
         probe,
         generation,
-        result: Err(nubpf_tui::app::workbench::state::AttachFailure {
-            message: "the verifier rejected it: invalid mem access".into(),
-            span: Some(span),
-        }),
+        result: Err(nubpf_tui::app::workbench::state::AttachFailure::from(
+            nubpf_tui::probes::front::Diagnostic::error(
+                "verifier",
+                "the verifier rejected it: invalid mem access",
+                span,
+            ),
+        )),
         insns: 0,
         mechanism: None,
     });

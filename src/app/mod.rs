@@ -7,6 +7,7 @@ pub mod list;
 pub mod output;
 pub mod pipeline;
 pub mod privileges;
+pub mod reach;
 pub mod run;
 pub mod session;
 pub mod values;

@@ -22,6 +22,7 @@ use tokio::signal::unix::{SignalKind, signal};
 
 use super::output::{self, Format, TableRenderer};
 use super::pipeline::{ChannelInput, Pipeline};
+use super::reach::{self, Reach};
 use super::session::record::{Columns, Item, Recorder};
 use super::values;
 use crate::probes::catalogue::Catalogue;
@@ -131,36 +132,16 @@ pub fn run(opts: RunOptions) -> ExitCode {
         )
     });
     let fentry = kernel_functions && Probed::probe(&mut runtime).fentry;
-    if let Some(p) = script
+    let reach = Reach {
+        release: &features.release,
+        kprobes: features.kprobes,
+        fentry,
+    };
+    if let Some(d) = script
         .probes
         .iter()
-        .find(|p| !fentry && matches!(p.attach, Attach::Fentry { .. } | Attach::Fexit { .. }))
+        .find_map(|p| reach::refusal(p, reach, &catalogue))
     {
-        let function = match &p.attach {
-            Attach::Fentry { function } | Attach::Fexit { function } => function.clone(),
-            _ => String::new(),
-        };
-        let mut d = Diagnostic::error(
-            "no_fentry",
-            format!(
-                "this kernel ({}) refuses fentry/fexit programs, so `{function}` cannot be probed this way",
-                features.release
-            ),
-            p.span,
-        )
-        .with_label("needs fentry");
-        d = if features.kprobes {
-            d.with_help(format!(
-                "`bpf_kprobe \"{function}\"` sees the same arguments through kprobes"
-            ))
-        } else {
-            match tracepoint_alternative(&function, &catalogue) {
-                Some(tp) => d.with_help(format!("the tracepoint `{tp}` sees the same calls")),
-                None => {
-                    d.with_help("tracepoints (`nubpf-tui list tracepoints`) and uprobes work here")
-                }
-            }
-        };
         return report(&opts, &[d], exit::KERNEL);
     }
     if script.uses_kprobes() && fentry {
@@ -173,9 +154,6 @@ pub fn run(opts: RunOptions) -> ExitCode {
             Err(d) => return report(&opts, &[d], exit::SCRIPT),
         }
     }
-    if let Some(d) = kernel_support(&script, &features, &catalogue) {
-        return report(&opts, &[d], exit::KERNEL);
-    }
     for p in &script.probes {
         if let Some(note) = &p.note {
             eprintln!("nubpf-tui: {}: {note}", p.name);
@@ -187,66 +165,6 @@ pub fn run(opts: RunOptions) -> ExitCode {
 fn report(opts: &RunOptions, d: &[Diagnostic], code: u8) -> ExitCode {
     eprint!("{}", diagnostic::render(&opts.source_name, &opts.source, d));
     ExitCode::from(code)
-}
-
-/// A diagnostic when a probe needs something this kernel lacks (kprobes here).
-fn kernel_support(
-    script: &Script,
-    features: &Features,
-    catalogue: &Catalogue,
-) -> Option<Diagnostic> {
-    if features.kprobes {
-        return None;
-    }
-    script.probes.iter().find_map(|p| {
-        let (Attach::Kprobe { function } | Attach::Kretprobe { function }) = &p.attach else {
-            return None;
-        };
-        let mut d = Diagnostic::error(
-            "no_kprobes",
-            format!(
-                "this kernel ({}) has no kprobes (CONFIG_KPROBES is off), so `{function}` cannot be probed",
-                features.release
-            ),
-            p.span,
-        )
-        .with_label("needs kprobes");
-        match tracepoint_alternative(function, catalogue) {
-            Some(tp) => {
-                d = d.with_help(format!(
-                    "the tracepoint `{tp}` sees the same calls: `bpf_tracepoint \"{tp}\" {{|ctx| ... }}`"
-                ))
-            }
-            None => d = d.with_help("tracepoints (`nubpf-tui list tracepoints`) and uprobes work here"),
-        }
-        Some(d.with_help("on kernels that allow it, `bpf_fentry` probes the function without kprobes"))
-    })
-}
-
-/// The syscall tracepoint behind a kernel function, when its name says which one
-/// (`do_sys_open` → `syscalls:sys_enter_openat`, `vfs_read` → `syscalls:sys_enter_read`).
-pub fn tracepoint_alternative(function: &str, catalogue: &Catalogue) -> Option<String> {
-    let names = catalogue.tracepoint_names().ok()?;
-    let base = [
-        "__x64_sys_",
-        "__se_sys_",
-        "__do_sys_",
-        "do_sys_",
-        "ksys_",
-        "sys_",
-        "vfs_",
-        "do_",
-    ]
-    .iter()
-    .find_map(|p| function.strip_prefix(p))
-    .unwrap_or(function);
-    let base = base.trim_end_matches(|c: char| c.is_ascii_digit());
-    [
-        format!("syscalls:sys_enter_{base}at"),
-        format!("syscalls:sys_enter_{base}"),
-    ]
-    .into_iter()
-    .find(|candidate| names.binary_search(candidate).is_ok())
 }
 
 /// Where the records of one probe go.

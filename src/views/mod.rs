@@ -473,12 +473,11 @@ fn output(s: &Screen, area: Rect, buf: &mut Buffer) {
     ratatui::widgets::Widget::render(block, area, buf);
     match &s.output {
         Output::Empty(text) => {
-            buf.set_string(
-                inner.x,
-                inner.y,
-                truncate(text, inner.width),
-                Style::default().fg(Color::DarkGray),
-            );
+            // A reason may run over several lines (an attach error and its help): wrapped.
+            let p = ratatui::widgets::Paragraph::new(text.as_str())
+                .style(Style::default().fg(Color::DarkGray))
+                .wrap(ratatui::widgets::Wrap { trim: false });
+            ratatui::widgets::Widget::render(p, inner, buf);
         }
         Output::Table(t) => table(t, inner, buf),
         Output::Aggregations(sections, scroll) => aggregations(sections, *scroll, inner, buf),

@@ -232,18 +232,30 @@ pub struct ReplayStatus {
     pub paused: bool,
 }
 
-/// Why a probe did not attach; a verifier rejection carries the source span it maps to.
+/// Why a probe did not attach; a verifier rejection or a missing kernel feature carries the
+/// diagnostic to show on the text it maps to.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct AttachFailure {
     pub message: String,
-    pub span: Option<nubpf_ebpf::Span>,
+    /// Shown on the script's text when the failure belongs to a place in it (a verifier
+    /// rejection, a probe kind this kernel lacks).
+    pub diagnostic: Option<Box<Diagnostic>>,
 }
 
 impl From<String> for AttachFailure {
     fn from(message: String) -> Self {
         AttachFailure {
             message,
-            span: None,
+            diagnostic: None,
+        }
+    }
+}
+
+impl From<Diagnostic> for AttachFailure {
+    fn from(d: Diagnostic) -> Self {
+        AttachFailure {
+            message: d.message.clone(),
+            diagnostic: Some(Box::new(d)),
         }
     }
 }
@@ -634,14 +646,19 @@ impl App {
                             p.insns = insns;
                         }
                         Err(e) => {
-                            p.state = ProbeState::Error(e.message.clone());
+                            // The output tab shows the reason with its help lines.
+                            let mut reason = e.message.clone();
+                            for help in e.diagnostic.iter().flat_map(|d| &d.help) {
+                                reason.push_str("\nhelp: ");
+                                reason.push_str(help);
+                            }
+                            p.state = ProbeState::Error(reason);
                             self.notify(format!("{probe}: {}", e.message));
-                            // A verifier rejection goes on the text that produced it.
-                            if let Some(span) = e.span {
-                                self.diagnostics.push(
-                                    Diagnostic::error("verifier", format!("{probe}: {}", e.message), span)
-                                        .with_help("the kernel verifier rejected this code; `nubpf-tui check --dump asm` shows the program"),
-                                );
+                            // A rejection that belongs to a place in the script goes on that text.
+                            if let Some(d) = e.diagnostic {
+                                let mut d = *d;
+                                d.message = format!("{probe}: {}", d.message);
+                                self.diagnostics.push(d);
                                 let marks = self
                                     .diagnostics
                                     .iter()

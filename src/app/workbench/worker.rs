@@ -11,10 +11,11 @@ use nu_protocol::{Span as NuSpan, Value};
 
 use super::state::{AttachFailure, Event};
 use crate::app::pipeline::Pipeline;
+use crate::app::reach::{self, Reach};
 use crate::app::session::record::{Columns, Item, Recorder};
 use crate::app::values;
 use crate::probes::catalogue::Catalogue;
-use crate::probes::front::{self, Script};
+use crate::probes::front::{self, Diagnostic, Script};
 use crate::probes::runtime::decode::Value as Decoded;
 use crate::probes::runtime::features::{Features, Probed};
 use crate::probes::runtime::{LoadError, LoadedModule, Runtime};
@@ -118,6 +119,8 @@ struct KernelFacts {
     fentry: bool,
     /// kprobes exist here.
     kprobes: bool,
+    /// `uname -r`.
+    release: String,
 }
 
 impl Kernel {
@@ -125,10 +128,12 @@ impl Kernel {
         self.0.get_or_init(|| {
             let mut runtime = Runtime::new();
             let fentry = Probed::probe(&mut runtime).fentry;
+            let features = Features::detect();
             KernelFacts {
                 runtime: Mutex::new(runtime),
                 fentry,
-                kprobes: Features::detect().kprobes,
+                kprobes: features.kprobes,
+                release: features.release,
             }
         })
     }
@@ -191,9 +196,12 @@ fn load_and_attach(
             return Err(format!("the kernel refused to load it: {}", r.io_error).into());
         }
         Err(LoadError::Verifier(r)) => {
-            return Err(AttachFailure {
-                message: format!("the verifier rejected it: {}", r.message),
-                span: r.span,
+            let message = format!("the verifier rejected it: {}", r.message);
+            return Err(match r.span {
+                Some(span) => Diagnostic::error("verifier", message, span)
+                    .with_help("the kernel verifier rejected this code; `nubpf-tui check --dump asm` shows the program")
+                    .into(),
+                None => message.into(),
             });
         }
         Err(e) => return Err(e.to_string().into()),
@@ -228,6 +236,18 @@ fn run_probe(
         });
     };
     let facts = kernel.get();
+    let reach = Reach {
+        release: &facts.release,
+        kprobes: facts.kprobes,
+        fentry: facts.fentry,
+    };
+    if let Some(d) = script
+        .probes
+        .get(index)
+        .and_then(|p| reach::refusal(p, reach, &Catalogue::system()))
+    {
+        return fail(d.into());
+    }
     // A kernel-function probe goes through fentry when the kernel allows it, and falls back
     // to its kprobe when this function refuses fentry (and the kernel has kprobes).
     let mut tries: Vec<(Arc<Script>, Option<String>)> = Vec::new();
