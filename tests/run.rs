@@ -990,3 +990,52 @@ fn a_panic_after_attaching_leaves_nothing_attached() {
         "programs and links left after a panic"
     );
 }
+
+#[test]
+fn histograms_print_as_bars_with_counts_like_bpftrace() {
+    if !privileged("histograms_print_as_bars_with_counts_like_bpftrace") {
+        return;
+    }
+    let _serial = serial();
+    // 9 reads of 100 bytes and 4 of 3000: two log2 buckets and two linear ones.
+    let cmd = format!(
+        "sh -c '{t} read /dev/zero 9 100 && {t} read /dev/zero 4 3000'",
+        t = testee().display()
+    );
+    let out = run(
+        &[
+            "run",
+            "-e",
+            r#"bpf_tracepoint "syscalls:sys_exit_read" {|e| if $e.comm == "testee" { hist $e.ret; lhist $e.ret 0 4000 1000 } }"#,
+            "-c",
+            &cmd,
+        ],
+        Duration::from_secs(60),
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let bar = |label: &str| -> (u64, usize) {
+        let line = stdout
+            .lines()
+            .find(|l| l.starts_with(label))
+            .unwrap_or_else(|| panic!("no {label} bucket:\n{stdout}"));
+        let mut parts = line[label.len()..].split('|');
+        let count = parts.next().unwrap().trim().parse().unwrap();
+        (count, parts.next().unwrap().matches('@').count())
+    };
+    // The fullest bucket gets the whole bar; the others scale with their counts.
+    let (n, full) = bar("[64, 128)");
+    assert_eq!(n, 9, "{stdout}");
+    let (n, part) = bar("[2K, 4K)");
+    assert_eq!(n, 4, "{stdout}");
+    assert!(full > 0 && part == full * 4 / 9, "{full} {part}\n{stdout}");
+    // The empty buckets between them are printed, as bpftrace does.
+    assert_eq!(bar("[128, 256)").0, 0, "{stdout}");
+    assert_eq!(bar("[0, 1000)").0, 9, "{stdout}");
+    assert_eq!(bar("[2000, 3000)").0, 0, "{stdout}");
+    assert_eq!(bar("[3000, 4000)").0, 4, "{stdout}");
+}

@@ -683,3 +683,127 @@ fn mouse_focuses_panes_and_the_layout_follows_resizes() {
         }
     }
 }
+
+#[test]
+fn the_wheel_scrolls_the_output_and_the_panel_names_the_mechanism() {
+    use crossterm::event::{MouseEvent, MouseEventKind};
+    if !nubpf_tui_test_tracefs() {
+        return;
+    }
+    let mut a = app(OPENAT);
+    compile(&mut a);
+    let actions = a.update(key(KeyCode::F(5)));
+    let Some(Action::Attach {
+        probe, generation, ..
+    }) = actions
+        .into_iter()
+        .find(|a| matches!(a, Action::Attach { .. }))
+    else {
+        panic!("F5 did not attach");
+    };
+    // The driver reports that the kprobe went through fentry.
+    a.update(Event::Attached {
+        probe: probe.clone(),
+        generation,
+        result: Ok(Duration::from_micros(900)),
+        insns: 40,
+        mechanism: Some("fentry".into()),
+    });
+    let shown = text(&screen(&mut a, 120, 32));
+    assert!(shown.contains("kprobe→fentry"), "{shown}");
+
+    for i in 0..60u64 {
+        a.update(Event::Records {
+            probe: probe.clone(),
+            generation,
+            columns: vec!["pid".into(), "comm".into(), "file".into()],
+            records: vec![vec![
+                Value::UInt(i),
+                Value::Str("w".into()),
+                Value::Str(format!("/f{i}")),
+            ]],
+        });
+    }
+    let following = text(&screen(&mut a, 120, 32));
+    assert!(
+        following.contains("/f59") && following.contains("following"),
+        "{following}"
+    );
+    let wheel = |a: &mut App, kind: MouseEventKind| {
+        let r = a.regions.output;
+        a.update(Event::Mouse(MouseEvent {
+            kind,
+            column: r.x + r.width / 2,
+            row: r.y + r.height / 2,
+            modifiers: KeyModifiers::NONE,
+        }));
+    };
+    // Three rows a notch: two notches up leave the last six rows below the view.
+    wheel(&mut a, MouseEventKind::ScrollUp);
+    wheel(&mut a, MouseEventKind::ScrollUp);
+    let scrolled = text(&screen(&mut a, 120, 32));
+    assert!(
+        scrolled.contains("/f53") && !scrolled.contains("/f54") && scrolled.contains("scrolled"),
+        "{scrolled}"
+    );
+    wheel(&mut a, MouseEventKind::ScrollDown);
+    wheel(&mut a, MouseEventKind::ScrollDown);
+    let back = text(&screen(&mut a, 120, 32));
+    assert!(back.contains("/f59"), "{back}");
+    // The wheel over the editor does not move the output.
+    let r = a.regions.editor;
+    a.update(Event::Mouse(MouseEvent {
+        kind: MouseEventKind::ScrollUp,
+        column: r.x + r.width / 2,
+        row: r.y + r.height / 2,
+        modifiers: KeyModifiers::NONE,
+    }));
+    assert!(text(&screen(&mut a, 120, 32)).contains("/f59"));
+}
+
+#[test]
+fn ctrl_s_saves_the_script_privately_and_keeps_the_file_name() {
+    let dir = std::env::temp_dir().join(format!("nubpf-save-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    struct Cleanup(std::path::PathBuf);
+    impl Drop for Cleanup {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+    let _cleanup = Cleanup(dir.clone());
+    let file = dir.join("probes.nu");
+    let mut editor = Editor::new(Keymap::Emacs, None);
+    editor.set_text("bpf_interval 1sec {|ctx| count }");
+    let mut a = App::new(
+        editor,
+        Some(file.clone()),
+        Status {
+            privileges: None,
+            kernel: "6.18-test".into(),
+        },
+    );
+    let ctrl_s = Event::Key(KeyEvent::new(KeyCode::Char('s'), KeyModifiers::CONTROL));
+    let saves: Vec<_> = a
+        .update(ctrl_s)
+        .into_iter()
+        .filter_map(|a| match a {
+            Action::Save(path, text) => Some((path, text)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        saves,
+        vec![(file.clone(), "bpf_interval 1sec {|ctx| count }".to_string())]
+    );
+    // What the driver does with it: written whole, 0600.
+    let (path, text) = &saves[0];
+    nubpf_tui::app::session::files::replace_private(path, text.as_bytes()).unwrap();
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), *text);
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(&file).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600);
+    assert!(
+        text.len() > 10 && format!("{:?}", screen(&mut a, 100, 30).backend()).contains("saved")
+    );
+}
