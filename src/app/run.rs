@@ -28,7 +28,7 @@ use super::values;
 use crate::probes::catalogue::Catalogue;
 use crate::probes::front::{self, Diagnostic, Script, diagnostic};
 use crate::probes::runtime::features::{self, Features, Probed};
-use crate::probes::runtime::{AttachError, LoadError, LoadedModule, Runtime};
+use crate::probes::runtime::{AttachError, LoadError, LoadedModule, Runtime, decode};
 
 /// Exit codes of `run` (and `check`), documented in `--help`.
 pub mod exit {
@@ -504,7 +504,6 @@ async fn drive(opts: RunOptions, script: Script, started: Started, signals: Sign
         let pump_done = pump_done.clone();
         let limit = opts.count;
         let has_aggregations = !compiled.aggregations.is_empty();
-        let compiled = compiled.clone();
         let recorder = recorder.clone();
         std::thread::spawn(move || {
             let Some(mut reader) = reader else {
@@ -515,38 +514,45 @@ async fn drive(opts: RunOptions, script: Script, started: Started, signals: Sign
                 let last_round = pump_done.load(Ordering::Acquire);
                 let mut json = Vec::with_capacity(1 << 16);
                 let mut values: Vec<(usize, Value)> = Vec::new();
-                let n = reader.drain(|event| {
-                    let (Some(id), Some(probe)) = (event.id, event.probe) else {
+                let n = reader.drain_raw(|found, bytes| {
+                    let Some((id, event)) = found else {
                         return;
                     };
+                    let (probe, layout) = (event.probe, &event.record);
                     if limit.is_some_and(|l| delivered.load(Ordering::Relaxed) >= l) {
                         return;
                     }
+                    // The NDJSON fast path: nothing else needs the values, so the record
+                    // goes from its bytes to its line.
+                    if recorder.is_none() && matches!(sinks[probe], Sink::Json) {
+                        let _ = values::write_json_raw(&mut json, layout, bytes);
+                        delivered.fetch_add(1, Ordering::Relaxed);
+                        per_probe[probe].fetch_add(1, Ordering::Relaxed);
+                        return;
+                    }
+                    let decoded = decode::decode_fields(layout, bytes);
                     if let Some(r) = &recorder {
                         r.write(Item::Record {
                             probe,
                             columns: Columns::Event(id),
                             ts: r.now(),
-                            values: event.values.clone(),
+                            values: decoded.clone(),
                         });
                     }
-                    let layout = &compiled.events[id as usize].record;
                     let delivered_now = match &mut sinks[probe] {
                         Sink::Json => {
-                            let _ = values::write_json_record(&mut json, layout, &event.values);
+                            let _ = values::write_json_record(&mut json, layout, &decoded);
                             true
                         }
                         Sink::Values => {
-                            values.push((
-                                probe,
-                                values::record(layout, &event.values, NuSpan::unknown()),
-                            ));
+                            values
+                                .push((probe, values::record(layout, &decoded, NuSpan::unknown())));
                             true
                         }
                         Sink::Pipeline(tx) => match tx {
                             None => false,
                             Some(sender) => {
-                                let v = values::record(layout, &event.values, NuSpan::unknown());
+                                let v = values::record(layout, &decoded, NuSpan::unknown());
                                 // A full channel blocks: the backpressure reaches the ring
                                 // buffer, where losses are counted. A pipeline that stopped
                                 // reading (`first 3`) disconnects instead.

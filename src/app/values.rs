@@ -4,9 +4,10 @@
 use std::io::Write;
 
 use nu_protocol::{Record, Span, Value};
+use nubpf_ebpf::ir::Ty;
 use nubpf_ebpf::layout::RecordLayout;
 
-use crate::probes::runtime::decode::Value as Decoded;
+use crate::probes::runtime::decode::{self, Value as Decoded};
 
 /// One decoded value as a Nushell value. Integers above `i64::MAX` (kernel addresses) do not
 /// fit Nushell's `int`: they become hexadecimal strings.
@@ -79,6 +80,42 @@ pub fn write_json_record(
     out.write_all(b"}\n")
 }
 
+/// Writes one record as a JSON line straight from its ring-buffer bytes: the same text as
+/// [`write_json_record`] of its decoded values, without building them (the NDJSON fast path
+/// of `run`, where a record costs no allocation).
+pub fn write_json_raw(
+    out: &mut impl Write,
+    layout: &RecordLayout,
+    bytes: &[u8],
+) -> std::io::Result<()> {
+    let mut digits = itoa::Buffer::new();
+    out.write_all(b"{")?;
+    for (i, field) in layout.fields.iter().enumerate() {
+        let start = field.offset as usize;
+        let Some(raw) = bytes.get(start..start + field.ty.size() as usize) else {
+            break;
+        };
+        if i > 0 {
+            out.write_all(b",")?;
+        }
+        write_json_str(out, &field.name)?;
+        out.write_all(b":")?;
+        match field.ty {
+            Ty::Str { .. } => {
+                let end = raw.iter().position(|&c| c == 0).unwrap_or(raw.len());
+                write_json_str(out, &String::from_utf8_lossy(&raw[..end]))?;
+            }
+            ty => match decode::decode_value(ty, raw) {
+                Decoded::Int(v) => out.write_all(digits.format(v).as_bytes())?,
+                Decoded::UInt(v) => out.write_all(digits.format(v).as_bytes())?,
+                Decoded::Bool(v) => out.write_all(if v { b"true" } else { b"false" })?,
+                Decoded::Str(s) => write_json_str(out, &s)?,
+            },
+        }
+    }
+    out.write_all(b"}\n")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -108,6 +145,61 @@ mod tests {
             line,
             "{\"pid\":7,\"file\":\"a\\\"b\\\\c\\n\\u0001é\",\"ok\":true,\"d\":-3}\n"
         );
+    }
+
+    #[test]
+    fn json_straight_from_bytes_matches_json_from_decoded_values() {
+        let layout = RecordLayout::new(
+            8,
+            [
+                ("pid", Ty::Int(IntTy::U32)),
+                ("file", Ty::Str { cap: 16 }),
+                ("ok", Ty::Bool),
+                ("d", Ty::Int(IntTy::I64)),
+                ("u", Ty::Int(IntTy::U64)),
+                ("s8", Ty::Int(IntTy::I8)),
+            ],
+        );
+        let size = layout
+            .fields
+            .iter()
+            .map(|f| f.offset as usize + f.ty.size() as usize)
+            .max()
+            .unwrap();
+        let record = |file: &[u8], ok: u8, d: i64, u: u64, s8: i8| {
+            let mut b = vec![0u8; size];
+            let put = |b: &mut Vec<u8>, name: &str, v: &[u8]| {
+                let f = layout.fields.iter().find(|f| f.name == name).unwrap();
+                b[f.offset as usize..f.offset as usize + v.len()].copy_from_slice(v);
+            };
+            put(&mut b, "pid", &4242u32.to_le_bytes());
+            put(&mut b, "file", file);
+            put(&mut b, "ok", &[ok]);
+            put(&mut b, "d", &d.to_le_bytes());
+            put(&mut b, "u", &u.to_le_bytes());
+            put(&mut b, "s8", &s8.to_le_bytes());
+            b
+        };
+        let full = record(b"sixteen bytes!!!", 1, i64::MIN, u64::MAX, -128);
+        let cases = [
+            record(b"a\"b\\c\n\x01", 0, -3, 0, 5),
+            // Invalid UTF-8 is replaced the same way on both paths.
+            record(b"\xff\xfeok", 1, 7, 1 << 63, -1),
+            full.clone(),
+            // A record cut short: both stop at the first field it does not hold.
+            full[..layout.fields[3].offset as usize + 3].to_vec(),
+        ];
+        for bytes in cases {
+            let mut raw = Vec::new();
+            write_json_raw(&mut raw, &layout, &bytes).unwrap();
+            let mut decoded = Vec::new();
+            let values = decode::decode_fields(&layout, &bytes);
+            write_json_record(&mut decoded, &layout, &values).unwrap();
+            assert_eq!(
+                String::from_utf8_lossy(&raw),
+                String::from_utf8_lossy(&decoded)
+            );
+        }
     }
 
     #[test]

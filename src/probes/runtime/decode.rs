@@ -38,10 +38,7 @@ pub struct Event {
 
 /// Decodes one record. A record shorter than its layout decodes the fields that fit.
 pub fn decode(events: &[EventLayout], bytes: &[u8]) -> Event {
-    let id = bytes
-        .get(0..4)
-        .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]));
-    let Some(layout) = id.and_then(|id| events.get(id as usize)) else {
+    let Some((id, layout)) = event_layout(events, bytes) else {
         return Event {
             id: None,
             probe: None,
@@ -49,10 +46,17 @@ pub fn decode(events: &[EventLayout], bytes: &[u8]) -> Event {
         };
     };
     Event {
-        id,
+        id: Some(id),
         probe: Some(layout.probe),
         values: decode_fields(&layout.record, bytes),
     }
+}
+
+/// The event type a record's header names, with its layout; `None` for bytes too short or
+/// naming no event type of this module.
+pub fn event_layout<'a>(events: &'a [EventLayout], bytes: &[u8]) -> Option<(u32, &'a EventLayout)> {
+    let id = u32::from_le_bytes(bytes.get(0..4)?.try_into().ok()?);
+    Some((id, events.get(id as usize)?))
 }
 
 /// Decodes every field of `layout` that `bytes` holds.

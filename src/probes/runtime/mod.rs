@@ -24,6 +24,7 @@ use aya::programs::{
 use aya::{Btf, Ebpf, EbpfLoader};
 use nubpf_ebpf::Compiled;
 use nubpf_ebpf::codegen::{CompiledProgram, EVENTS_MAP};
+use nubpf_ebpf::layout::EventLayout;
 use nubpf_ebpf::program::Attach;
 
 pub use verifier::VerifierRejection;
@@ -463,6 +464,18 @@ impl EventReader {
         let mut n = 0;
         while let Some(item) = self.ring.next() {
             f(decode::decode(&self.compiled.events, &item));
+            n += 1;
+        }
+        n
+    }
+
+    /// Passes every record available now to `f` undecoded, with the layout of its event
+    /// type (`None` for bytes no layout describes); returns how many there were. Never
+    /// blocks. For sinks that write straight from the bytes (NDJSON).
+    pub fn drain_raw(&mut self, mut f: impl FnMut(Option<(u32, &EventLayout)>, &[u8])) -> usize {
+        let mut n = 0;
+        while let Some(item) = self.ring.next() {
+            f(decode::event_layout(&self.compiled.events, &item), &item);
             n += 1;
         }
         n
