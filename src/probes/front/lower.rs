@@ -298,11 +298,27 @@ impl<'a, 'w> ProbeLowerer<'a, 'w> {
             };
             return self.body_command_args(cmd, arg, &[], None, None, span, name_expr.span);
         }
-        let name = String::from_utf8_lossy(self.ws.get_span_contents(head.span)).into_owned();
+        // `emitt($x)`: the name is the part glued to the parentheses.
+        let (name, name_span) = match &head.expr {
+            NuExpr::GlobInterpolation(parts, _) => match parts.first() {
+                Some(Expression {
+                    expr: NuExpr::String(name),
+                    span,
+                    ..
+                }) => (name.clone(), *span),
+                _ => (String::new(), head.span),
+            },
+            _ => (String::new(), head.span),
+        };
+        let name = if name.is_empty() {
+            String::from_utf8_lossy(self.ws.get_span_contents(head.span)).into_owned()
+        } else {
+            name
+        };
         let mut d = Diagnostic::error(
             "unknown_command",
             format!("`{name}` is not a command of the probe language"),
-            self.sp(head.span),
+            self.sp(name_span),
         )
         .with_label("unknown");
         let body: Vec<&str> = BodyCommand::ALL.iter().map(|c| c.name()).collect();
