@@ -192,3 +192,45 @@ impl Catalogue {
         result
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::probes::front;
+
+    /// A directory for tracefs that is not mounted (empty) or missing; removed on drop.
+    struct Scratch(PathBuf);
+
+    impl Drop for Scratch {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    #[test]
+    fn an_unmounted_or_missing_tracefs_is_said_plainly_with_how_to_mount_it() {
+        let dir =
+            Scratch(std::env::temp_dir().join(format!("nubpf-notracefs-{}", std::process::id())));
+        std::fs::create_dir_all(&dir.0).unwrap();
+        let source = r#"bpf_tracepoint "syscalls:sys_enter_openat" {|e| count }"#;
+        let catalogue = Catalogue::with_paths(dir.0.clone(), PathBuf::from(VMLINUX_BTF));
+        let (script, diagnostics) = front::compile(source, &catalogue);
+        assert!(script.is_none());
+        let said = format!("{diagnostics:?}");
+        assert!(
+            said.contains(&format!(
+                "tracefs is not mounted at {d} (mount it with `sudo mount -t tracefs tracefs {d}`)",
+                d = dir.0.display()
+            )),
+            "{said}"
+        );
+        let missing = dir.0.join("nowhere");
+        let catalogue = Catalogue::with_paths(missing.clone(), PathBuf::from(VMLINUX_BTF));
+        let (_, diagnostics) = front::compile(source, &catalogue);
+        let said = format!("{diagnostics:?}");
+        assert!(
+            said.contains(&format!("{} does not exist", missing.display())),
+            "{said}"
+        );
+    }
+}
