@@ -583,3 +583,64 @@ fn a_kernel_function_probe_this_kernel_cannot_attach_says_why_and_what_works() {
     let left: Vec<u32> = our_programs().difference(&before).copied().collect();
     assert!(left.is_empty(), "nothing may be loaded: {left:?}");
 }
+
+#[test]
+fn an_exported_session_opens_in_the_workbench_and_its_probe_attaches() {
+    if !privileged("an_exported_session_opens_in_the_workbench_and_its_probe_attaches") {
+        return;
+    }
+    let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    let dir = ScratchDir::new("tuiexport");
+    let bin = env!("CARGO_BIN_EXE_nubpf-tui");
+    let prefix = unique_prefix("tuiexportrows");
+    let probe = format!(
+        r#"bpf_tracepoint "syscalls:sys_enter_openat" {{|e| if $e.filename starts-with "{prefix}" {{ emit {{file: $e.filename}} }} }}"#
+    );
+    // A headless recording, exported as a script.
+    let db = dir.0.join("rec.db");
+    let out = Command::new(bin)
+        .args(["run", "-e", &probe, "--record"])
+        .arg(&db)
+        .args([
+            "-c",
+            &format!("{} open {prefix} 2", common::testee().display()),
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let script = dir.0.join("session.nu");
+    let out = Command::new(bin)
+        .arg("export")
+        .arg(&db)
+        .arg("-o")
+        .arg(&script)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // `nubpf-tui session.nu` opens it: header and probe in the editor, compiled, attachable.
+    let tmux = workbench_in("export", &dir.0, &[script.to_str().unwrap()]);
+    tmux.wait_for("the exported script to compile", |s| {
+        s.contains("session.nu")
+            && s.contains("# nubpf session recorded")
+            && s.contains("the script compiles")
+    });
+    tmux.cmd(&["send-keys", "-t", "t", "F6"]);
+    tmux.wait_for("the probe to attach", |s| {
+        s.lines()
+            .any(|l| l.contains("sys_enter_o") && l.contains(" attached "))
+    });
+    for i in 0..3 {
+        let _ = std::fs::File::open(format!("{prefix}x{i}"));
+    }
+    tmux.wait_for("three rows", |s| s.contains("3 rows shown of 3 received"));
+    tmux.cmd(&["send-keys", "-t", "t", "C-q"]);
+}
