@@ -221,21 +221,38 @@ fn pipeline_tab() {
     );
     compile(&mut a);
     let (probe, generation) = attach(&mut a);
-    a.update(Event::PipelineResult {
-        probe,
-        generation,
-        result: Ok((
+    let result = || {
+        Ok((
             vec!["pid".into(), "count".into()],
             vec![
                 vec!["1234".into(), "17".into()],
                 vec!["4321".into(), "3".into()],
             ],
-        )),
+        ))
+    };
+    a.update(Event::PipelineResult {
+        probe: probe.clone(),
+        generation,
+        result: result(),
+        window: None,
     });
     // Records tab first, then the pipeline tab.
     a.update(key(KeyCode::F(4)));
     a.update(key(KeyCode::Right));
     insta::assert_snapshot!(screen(&mut a, 120, 32).backend());
+
+    // Once older records fall out of the live window, the tab says so.
+    a.update(Event::PipelineResult {
+        probe,
+        generation,
+        result: result(),
+        window: Some((10_000, 2_345)),
+    });
+    let shown = text(&screen(&mut a, 160, 32));
+    assert!(
+        shown.contains("over the newest 10000 records, 2345 older left out"),
+        "{shown}"
+    );
 }
 
 #[test]

@@ -125,7 +125,13 @@ pub fn draw(frame: &mut Frame, app: &mut App) {
                 }),
                 TabKind::Aggregations => Output::Aggregations(aggregation_sections(p), app.scroll),
                 TabKind::Pipeline => Output::Pipeline {
-                    text: p.pipeline.clone().unwrap_or_default(),
+                    text: match p.pipeline_window {
+                        Some((used, left_out)) => format!(
+                            "{}   · over the newest {used} records, {left_out} older left out",
+                            p.pipeline.as_deref().unwrap_or_default()
+                        ),
+                        None => p.pipeline.clone().unwrap_or_default(),
+                    },
                     table: p.pipeline_result.as_ref().map(|r| TableModel {
                         columns: &r.columns,
                         rows: &r.rows,

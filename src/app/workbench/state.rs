@@ -114,6 +114,8 @@ pub struct ProbeView {
     pub pipeline: Option<String>,
     pub pipeline_result: Option<Rows>,
     pub pipeline_error: Option<String>,
+    /// The latest result's window: newest records used and older ones left out.
+    pub pipeline_window: Option<(usize, u64)>,
     /// The probe's text in the script when it was attached.
     pub source: String,
     /// Attachment generation: events of older generations are ignored.
@@ -189,6 +191,9 @@ pub enum Event {
         probe: String,
         generation: u64,
         result: Result<(Vec<String>, Vec<Vec<String>>), String>,
+        /// `Some((used, left_out))` when the pipeline ran over only the newest `used` records
+        /// and `left_out` older ones were not in its input (a live probe keeps a window).
+        window: Option<(usize, u64)>,
     },
     /// A message for the user.
     Notice(String),
@@ -511,6 +516,7 @@ impl App {
             pipeline: sp.pipeline.as_ref().map(|(t, _)| t.clone()),
             pipeline_result: None,
             pipeline_error: None,
+            pipeline_window: None,
             source,
             generation,
             rate_history: Vec::new(),
@@ -748,8 +754,10 @@ impl App {
                 probe,
                 generation,
                 result,
+                window,
             } => {
                 if let Some(p) = self.probe_mut(&probe, generation) {
+                    p.pipeline_window = window;
                     match result {
                         Ok((columns, rows)) => {
                             let mut r = Rows::default();
@@ -819,6 +827,7 @@ impl App {
                 pipeline,
                 pipeline_result: None,
                 pipeline_error: None,
+                pipeline_window: None,
                 source: String::new(),
                 generation: REPLAY_GENERATION,
                 rate_history: Vec::new(),

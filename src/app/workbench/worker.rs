@@ -317,6 +317,8 @@ fn run_probe(
         .and_then(|p| Pipeline::prepare(&script.source, p))
         .and_then(Result::ok);
     let mut window: VecDeque<Value> = VecDeque::new();
+    // Records the pipeline has been offered; the window keeps the newest `WINDOW` of them.
+    let mut seen = 0u64;
     let mut ui_dropped = 0u64;
     let mut last_stats = Instant::now() - Duration::from_secs(1);
     let mut last_pipeline = Instant::now();
@@ -334,6 +336,7 @@ fn run_probe(
                 let Some(id) = event.id else { return };
                 let layout = &compiled.events[id as usize].record;
                 if pipeline.is_some() {
+                    seen += 1;
                     if window.len() == WINDOW {
                         window.pop_front();
                     }
@@ -396,9 +399,11 @@ fn run_probe(
             last_pipeline = Instant::now();
             pipeline_dirty = false;
             let input: Vec<Value> = window.iter().cloned().collect();
+            let left_out = seen - input.len() as u64;
             let _ = events.send(Event::PipelineResult {
                 probe: probe.clone(),
                 generation,
+                window: (left_out > 0).then_some((input.len(), left_out)),
                 result: evaluate(p, input, script.source.len()),
             });
         }
@@ -551,6 +556,7 @@ pub fn spawn_playback(
                                         probe,
                                         generation: REPLAY_GENERATION,
                                         result: Err(d.message),
+                                        window: None,
                                     });
                                 }
                             }
@@ -645,6 +651,7 @@ pub fn spawn_playback(
                         probe: p.name.clone(),
                         generation: REPLAY_GENERATION,
                         result: evaluate(pipeline, input, pipeline_source.len()),
+                        window: None,
                     });
                 }
             }
