@@ -141,6 +141,13 @@ mod tests {
             "{:?}",
             none.help
         );
+        let kretprobe = probe(
+            r#"bpf_kretprobe "vfs_read" {|ctx| sum $ctx.retval }"#,
+            &catalogue,
+        );
+        let d = refusal(&kretprobe, reach(false, false), &catalogue).expect("refused");
+        assert_eq!(d.code, "nubpf::no_kprobes");
+        assert!(refusal(&kretprobe, reach(false, true), &catalogue).is_none());
         // Either mechanism is enough for bpf_kprobe.
         assert!(refusal(&kprobe, reach(true, false), &catalogue).is_none());
         assert!(refusal(&kprobe, reach(false, true), &catalogue).is_none());
