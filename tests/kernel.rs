@@ -790,41 +790,46 @@ fn load_compiled(compiled: Arc<nubpf_ebpf::Compiled>) -> LoadedModule {
     }
 }
 
+/// `run`s the brief's last example in the form `source` gives, with the testee reading
+/// `reads` times under `-c`. Pids start after `first_pid`: the seed filters `pid > 1000`, and
+/// a fresh VM's pids are lower. Returns the testee's pid and `run`'s output.
+fn run_seed_last_example(source: &str, reads: u32, first_pid: u32) -> (u32, std::process::Output) {
+    let _ = std::fs::write("/proc/sys/kernel/ns_last_pid", first_pid.to_string());
+    let out = Command::new(env!("CARGO_BIN_EXE_nubpf-tui"))
+        .args([
+            "run",
+            "-e",
+            source,
+            "--format",
+            "json",
+            "-c",
+            &format!("{} read /dev/zero {reads} 100", testee().display()),
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (common::started_pid(&out), out)
+}
+
 #[test]
 fn seed_last_example_in_todays_nushell_counts_per_pid() {
     if !kernel_functions("seed_last_example_in_todays_nushell_counts_per_pid") {
         return;
     }
-    // The seed filters `pid > 1000`: a fresh VM's pids are lower, so skip ahead.
-    let _ = std::fs::write("/proc/sys/kernel/ns_last_pid", "20000");
-    let out = Command::new(env!("CARGO_BIN_EXE_nubpf-tui"))
-        .args([
-            "run",
-            "-e",
-            r#"bpf_kprobe "vfs_read" {|ctx| emit($ctx.pid) } | where pid > 1000 | group-by pid --to-table | each {|group| {pid: $group.pid, count: ($group.items | length)}}"#,
-            "--format",
-            "json",
-            "-c",
-            &format!("{} read /dev/zero 9 100", testee().display()),
-        ])
-        .output()
-        .unwrap();
+    let (pid, out) = run_seed_last_example(
+        r#"bpf_kprobe "vfs_read" {|ctx| emit($ctx.pid) } | where pid > 1000 | group-by pid --to-table | each {|group| {pid: $group.pid, count: ($group.items | length)}}"#,
+        9,
+        20000,
+    );
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{stderr}");
     assert!(
         stderr.contains("through fentry") || stderr.contains("kprobe:vfs_read"),
         "{stderr}"
     );
-    let pid = stderr
-        .lines()
-        .find_map(|l| {
-            l.split("(pid ")
-                .nth(1)?
-                .strip_suffix(')')?
-                .parse::<u32>()
-                .ok()
-        })
-        .expect("started pid");
     let stdout = String::from_utf8_lossy(&out.stdout);
     // `group-by` keys are strings in Nushell.
     assert!(
@@ -841,31 +846,11 @@ fn seed_last_example_as_the_brief_writes_it_groups_per_pid() {
         return;
     }
     // `group-by pid` (no `each`) is a record of pid → that pid's records in Nushell 0.115.
-    let _ = std::fs::write("/proc/sys/kernel/ns_last_pid", "21000");
-    let out = Command::new(env!("CARGO_BIN_EXE_nubpf-tui"))
-        .args([
-            "run",
-            "-e",
-            r#"bpf_kprobe "vfs_read" {|ctx| emit($ctx.pid) } | where pid > 1000 | group-by pid"#,
-            "--format",
-            "json",
-            "-c",
-            &format!("{} read /dev/zero 6 100", testee().display()),
-        ])
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{stderr}");
-    let pid = stderr
-        .lines()
-        .find_map(|l| {
-            l.split("(pid ")
-                .nth(1)?
-                .strip_suffix(')')?
-                .parse::<u32>()
-                .ok()
-        })
-        .expect("started pid");
+    let (pid, out) = run_seed_last_example(
+        r#"bpf_kprobe "vfs_read" {|ctx| emit($ctx.pid) } | where pid > 1000 | group-by pid"#,
+        6,
+        21000,
+    );
     let stdout = String::from_utf8_lossy(&out.stdout);
     let mine = format!("{{\"pid\":{pid}}}");
     let group = stdout

@@ -8,7 +8,7 @@ use std::io::Read;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{our_links, our_programs, privileged, testee, unique_prefix};
+use common::{our_links, our_programs, privileged, started_pid, testee, unique_prefix};
 
 /// Tests that compare the kernel's program list must not overlap with other runs; every
 /// test here takes this lock so they run one at a time.
@@ -71,14 +71,6 @@ fn stdout_lines(out: &Output) -> Vec<String> {
 }
 
 /// The pid `run -c` reports for the command it started.
-fn started_pid(out: &Output) -> u32 {
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    stderr
-        .lines()
-        .find_map(|l| l.split("(pid ").nth(1)?.strip_suffix(')')?.parse().ok())
-        .unwrap_or_else(|| panic!("no started pid in:\n{stderr}"))
-}
-
 fn json_objects(out: &Output) -> Vec<serde_json_lite::Object> {
     stdout_lines(out)
         .iter()

@@ -71,8 +71,8 @@ fn key(code: KeyCode) -> Event {
     Event::Key(KeyEvent::new(code, KeyModifiers::NONE))
 }
 
-/// Attaches probe 0 as the driver would report it.
-fn attach(app: &mut App) -> (String, u64) {
+/// Presses F5 and returns the probe and generation the workbench asks the driver to attach.
+fn press_f5(app: &mut App) -> (String, u64) {
     let actions = app.update(key(KeyCode::F(5)));
     let Some(Action::Attach {
         probe, generation, ..
@@ -82,6 +82,12 @@ fn attach(app: &mut App) -> (String, u64) {
     else {
         panic!("F5 did not attach");
     };
+    (probe, generation)
+}
+
+/// Attaches probe 0 as the driver would report it.
+fn attach(app: &mut App) -> (String, u64) {
+    let (probe, generation) = press_f5(app);
     app.update(Event::Attached {
         probe: probe.clone(),
         generation,
@@ -363,15 +369,7 @@ fn nubpf_tui_test_tracefs() -> bool {
 fn verifier_rejection_after_attach_is_shown_on_its_span() {
     let mut a = app(OPENAT);
     compile(&mut a);
-    let actions = a.update(key(KeyCode::F(5)));
-    let Some(Action::Attach {
-        probe, generation, ..
-    }) = actions
-        .into_iter()
-        .find(|a| matches!(a, Action::Attach { .. }))
-    else {
-        panic!("F5 did not attach");
-    };
+    let (probe, generation) = press_f5(&mut a);
     let span = nubpf_ebpf::Span::new(37, 44);
     a.update(Event::Attached {
         probe,
@@ -709,15 +707,7 @@ fn the_wheel_scrolls_the_output_and_the_panel_names_the_mechanism() {
     }
     let mut a = app(OPENAT);
     compile(&mut a);
-    let actions = a.update(key(KeyCode::F(5)));
-    let Some(Action::Attach {
-        probe, generation, ..
-    }) = actions
-        .into_iter()
-        .find(|a| matches!(a, Action::Attach { .. }))
-    else {
-        panic!("F5 did not attach");
-    };
+    let (probe, generation) = press_f5(&mut a);
     // The driver reports that the kprobe went through fentry.
     a.update(Event::Attached {
         probe: probe.clone(),

@@ -63,21 +63,35 @@ pub fn write_json_record(
     layout: &RecordLayout,
     values: &[Decoded],
 ) -> std::io::Result<()> {
+    let mut digits = itoa::Buffer::new();
     out.write_all(b"{")?;
     for (i, (field, value)) in layout.fields.iter().zip(values).enumerate() {
-        if i > 0 {
-            out.write_all(b",")?;
-        }
-        write_json_str(out, &field.name)?;
-        out.write_all(b":")?;
-        match value {
-            Decoded::Int(v) => write!(out, "{v}")?,
-            Decoded::UInt(v) => write!(out, "{v}")?,
-            Decoded::Bool(v) => write!(out, "{v}")?,
-            Decoded::Str(s) => write_json_str(out, s)?,
-        }
+        write_json_key(out, i, &field.name)?;
+        write_json_value(out, &mut digits, value)?;
     }
     out.write_all(b"}\n")
+}
+
+/// `"name":`, after a comma unless it is the record's first field.
+fn write_json_key(out: &mut impl Write, index: usize, name: &str) -> std::io::Result<()> {
+    if index > 0 {
+        out.write_all(b",")?;
+    }
+    write_json_str(out, name)?;
+    out.write_all(b":")
+}
+
+fn write_json_value(
+    out: &mut impl Write,
+    digits: &mut itoa::Buffer,
+    value: &Decoded,
+) -> std::io::Result<()> {
+    match value {
+        Decoded::Int(v) => out.write_all(digits.format(*v).as_bytes()),
+        Decoded::UInt(v) => out.write_all(digits.format(*v).as_bytes()),
+        Decoded::Bool(v) => out.write_all(if *v { b"true" } else { b"false" }),
+        Decoded::Str(s) => write_json_str(out, s),
+    }
 }
 
 /// Writes one record as a JSON line straight from its ring-buffer bytes: the same text as
@@ -95,22 +109,11 @@ pub fn write_json_raw(
         let Some(raw) = bytes.get(start..start + field.ty.size() as usize) else {
             break;
         };
-        if i > 0 {
-            out.write_all(b",")?;
-        }
-        write_json_str(out, &field.name)?;
-        out.write_all(b":")?;
+        write_json_key(out, i, &field.name)?;
         match field.ty {
-            Ty::Str { .. } => {
-                let end = raw.iter().position(|&c| c == 0).unwrap_or(raw.len());
-                write_json_str(out, &String::from_utf8_lossy(&raw[..end]))?;
-            }
-            ty => match decode::decode_value(ty, raw) {
-                Decoded::Int(v) => out.write_all(digits.format(v).as_bytes())?,
-                Decoded::UInt(v) => out.write_all(digits.format(v).as_bytes())?,
-                Decoded::Bool(v) => out.write_all(if v { b"true" } else { b"false" })?,
-                Decoded::Str(s) => write_json_str(out, &s)?,
-            },
+            // Borrowed, not allocated: the one value kind whose decoding allocates.
+            Ty::Str { .. } => write_json_str(out, &decode::decode_str(raw))?,
+            ty => write_json_value(out, &mut digits, &decode::decode_value(ty, raw))?,
         }
     }
     out.write_all(b"}\n")

@@ -85,6 +85,15 @@ pub fn testee() -> PathBuf {
     .clone()
 }
 
+/// The pid of the `-c` command, from `run`'s "started `…` (pid N)" line.
+pub fn started_pid(out: &std::process::Output) -> u32 {
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    stderr
+        .lines()
+        .find_map(|l| l.split("(pid ").nth(1)?.strip_suffix(')')?.parse().ok())
+        .unwrap_or_else(|| panic!("no started pid in:\n{stderr}"))
+}
+
 /// A unique prefix for nonexistent paths this test opens.
 pub fn unique_prefix(tag: &str) -> String {
     format!(

@@ -72,14 +72,17 @@ pub fn decode_fields(layout: &RecordLayout, bytes: &[u8]) -> Vec<Value> {
         .collect()
 }
 
+/// A fixed-size string field's text: up to its first NUL, invalid UTF-8 replaced.
+pub fn decode_str(b: &[u8]) -> std::borrow::Cow<'_, str> {
+    let end = b.iter().position(|&c| c == 0).unwrap_or(b.len());
+    String::from_utf8_lossy(&b[..end])
+}
+
 /// Decodes one value of type `ty` from exactly its bytes.
 pub fn decode_value(ty: Ty, b: &[u8]) -> Value {
     match ty {
         Ty::Bool => Value::Bool(b.first().is_some_and(|&v| v != 0)),
-        Ty::Str { .. } => {
-            let end = b.iter().position(|&c| c == 0).unwrap_or(b.len());
-            Value::Str(String::from_utf8_lossy(&b[..end]).into_owned())
-        }
+        Ty::Str { .. } => Value::Str(decode_str(b).into_owned()),
         Ty::Int(int) => {
             let mut raw = [0u8; 8];
             let n = (int.bytes as usize).min(b.len()).min(8);
