@@ -46,6 +46,14 @@ impl Tmux {
             std::thread::sleep(Duration::from_millis(100));
         }
     }
+
+    /// Waits until the probes panel shows a probe whose name starts with `probe` attached.
+    fn wait_attached(&self, probe: &str) {
+        self.wait_for("the probe to attach", |s| {
+            s.lines()
+                .any(|l| l.contains(probe) && l.contains(" attached "))
+        });
+    }
 }
 
 impl Drop for Tmux {
@@ -144,10 +152,7 @@ fn type_attach_see_rows_quit_restored() {
     tmux.cmd(&["send-keys", "-t", "t", "-l", &probe]);
     tmux.wait_for("a clean compile", |s| s.contains("the script compiles"));
     tmux.cmd(&["send-keys", "-t", "t", "F5"]);
-    tmux.wait_for("the probe to attach", |s| {
-        s.lines()
-            .any(|l| l.contains("sys_enter_o") && l.contains(" attached "))
-    });
+    tmux.wait_attached("sys_enter_o");
     // The programs this workbench loaded (other tests' processes may still be exiting).
     let ours: std::collections::BTreeSet<u32> =
         our_programs().difference(&before).copied().collect();
@@ -271,10 +276,7 @@ fn the_workbench_records_and_the_recording_replays() {
     );
     tmux.cmd(&["send-keys", "-t", "t", "-l", &probe]);
     tmux.cmd(&["send-keys", "-t", "t", "F5"]);
-    tmux.wait_for("the probe to attach", |s| {
-        s.lines()
-            .any(|l| l.contains("sys_enter_o") && l.contains(" attached "))
-    });
+    tmux.wait_attached("sys_enter_o");
     tmux.cmd(&["send-keys", "-t", "t", "F9"]);
     tmux.wait_for("recording", |s| s.contains("● REC"));
     for i in 0..4 {
@@ -404,10 +406,7 @@ fn a_workbench_recording_keeps_every_record_of_a_flood() {
     let tmux = workbench_in("flood", &dir.0, &[script.to_str().unwrap()]);
     tmux.wait_for("the workbench", |s| s.contains("F5"));
     tmux.cmd(&["send-keys", "-t", "t", "F6"]);
-    tmux.wait_for("the probe to attach", |s| {
-        s.lines()
-            .any(|l| l.contains("sys_enter_g") && l.contains(" attached "))
-    });
+    tmux.wait_attached("sys_enter_g");
     tmux.cmd(&["send-keys", "-t", "t", "F9"]);
     tmux.wait_for("recording", |s| s.contains("● REC"));
     // Far more records than the UI keeps up with: it may drop some from its view, the
@@ -495,10 +494,7 @@ fn ctrl_c_sigterm_and_a_panic_restore_the_terminal_and_detach() {
                 std::thread::sleep(Duration::from_millis(1));
             }
         } else {
-            tmux.wait_for("the probe to attach", |s| {
-                s.lines()
-                    .any(|l| l.contains("sys_enter_c") && l.contains(" attached "))
-            });
+            tmux.wait_attached("sys_enter_c");
             ours = our_programs().difference(&before).copied().collect();
         }
         assert!(!ours.is_empty(), "{how}: nothing loaded");
@@ -634,10 +630,7 @@ fn an_exported_session_opens_in_the_workbench_and_its_probe_attaches() {
             && s.contains("the script compiles")
     });
     tmux.cmd(&["send-keys", "-t", "t", "F6"]);
-    tmux.wait_for("the probe to attach", |s| {
-        s.lines()
-            .any(|l| l.contains("sys_enter_o") && l.contains(" attached "))
-    });
+    tmux.wait_attached("sys_enter_o");
     for i in 0..3 {
         let _ = std::fs::File::open(format!("{prefix}x{i}"));
     }
