@@ -474,9 +474,9 @@ fn output(s: &Screen, area: Rect, buf: &mut Buffer) {
     match &s.output {
         Output::Empty(text) => {
             // A reason may run over several lines (an attach error and its help): wrapped.
-            let p = ratatui::widgets::Paragraph::new(text.as_str())
+            let p = Paragraph::new(text.as_str())
                 .style(Style::default().fg(Color::DarkGray))
-                .wrap(ratatui::widgets::Wrap { trim: false });
+                .wrap(Wrap { trim: false });
             ratatui::widgets::Widget::render(p, inner, buf);
         }
         Output::Table(t) => table(t, inner, buf),

@@ -299,22 +299,17 @@ impl<'a, 'w> ProbeLowerer<'a, 'w> {
             return self.body_command_args(cmd, arg, &[], None, None, span, name_expr.span);
         }
         // `emitt($x)`: the name is the part glued to the parentheses.
-        let (name, name_span) = match &head.expr {
-            NuExpr::GlobInterpolation(parts, _) => match parts.first() {
-                Some(Expression {
-                    expr: NuExpr::String(name),
-                    span,
-                    ..
-                }) => (name.clone(), *span),
-                _ => (String::new(), head.span),
-            },
-            _ => (String::new(), head.span),
+        let glued = match &head.expr {
+            NuExpr::GlobInterpolation(parts, _) => parts.first().and_then(|p| match &p.expr {
+                NuExpr::String(name) => Some((name.clone(), p.span)),
+                _ => None,
+            }),
+            _ => None,
         };
-        let name = if name.is_empty() {
-            String::from_utf8_lossy(self.ws.get_span_contents(head.span)).into_owned()
-        } else {
-            name
-        };
+        let (name, name_span) = glued.unwrap_or_else(|| {
+            let text = String::from_utf8_lossy(self.ws.get_span_contents(head.span));
+            (text.into_owned(), head.span)
+        });
         let mut d = Diagnostic::error(
             "unknown_command",
             format!("`{name}` is not a command of the probe language"),
